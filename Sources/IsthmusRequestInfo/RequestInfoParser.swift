@@ -1,0 +1,1 @@
+// Placeholder: the parser lands in its own change.
