@@ -1,0 +1,69 @@
+import IsthmusRequestInfo
+
+/// The outcome of authorizing one request against the allowlist.
+public struct PolicyDecision: Sendable, Hashable {
+    public var allowed: Bool
+    /// The first rule that allowed the request; nil when denied.
+    public var rule: RuleReference?
+    /// Why, in a sentence an operator can act on.
+    public var reason: String
+
+    public init(allowed: Bool, rule: RuleReference?, reason: String) {
+        self.allowed = allowed
+        self.rule = rule
+        self.reason = reason
+    }
+}
+
+/// The compiled allowlist: every rule of every policy file, in file-name order.
+///
+/// A value type snapshot, so a reload swaps the whole set at once and a request
+/// is always decided against one consistent policy.
+public struct PolicySet: Sendable, Hashable {
+    public let rules: [PolicyRule]
+    /// The file names the rules came from, in load order.
+    public let files: [String]
+
+    init(rules: [PolicyRule], files: [String]) {
+        self.rules = rules
+        self.files = files
+    }
+
+    /// Decides whether `peer` (a cluster UUID, or nil when unknown) may make `request`.
+    ///
+    /// Read-only by construction: a verb other than get, list and watch is denied
+    /// before any rule is looked at, whatever the rules say.
+    public func decide(_ request: RequestAttributes, peer: String?) -> PolicyDecision {
+        let verb = ReadVerbs(requestVerb: request.verb)
+        if verb.isEmpty {
+            return PolicyDecision(
+                allowed: false, rule: nil,
+                reason: "verb \"\(request.verb)\" is never allowed: Isthmus is read-only (get, list, watch)")
+        }
+        for rule in rules where rule.matches(request, verb: verb, peer: peer) {
+            return PolicyDecision(allowed: true, rule: rule.reference, reason: "allowed by \(rule.reference)")
+        }
+        return PolicyDecision(allowed: false, rule: nil, reason: "no policy rule allows this request")
+    }
+}
+
+/// The message kube-apiserver puts in a 403 `Status` (its `forbiddenMessage` plus
+/// `errors.NewForbidden`), with the peer in place of the user, so kubectl and
+/// client-go report an Isthmus denial the way they report RBAC's.
+///
+/// `services is forbidden: peer "<uuid>" cannot watch resource "services" in API group "" at the cluster scope`
+public func forbiddenMessage(for request: RequestAttributes, peer: String) -> String {
+    let subject = "peer \"\(peer)\""
+    guard request.isResourceRequest else {
+        return "forbidden: \(subject) cannot \(request.verb) path \"\(request.path)\""
+    }
+    let resource = request.subresource.isEmpty ? request.resource : request.resource + "/" + request.subresource
+    let scope = request.namespace.isEmpty ? "at the cluster scope" : "in the namespace \"\(request.namespace)\""
+    let reason = "\(subject) cannot \(request.verb) resource \"\(resource)\" in API group \"\(request.apiGroup)\" \(scope)"
+    // GroupResource.String(): "resource" for the core group, "resource.group" otherwise.
+    let qualified = request.apiGroup.isEmpty ? request.resource : request.resource + "." + request.apiGroup
+    if request.name.isEmpty {
+        return "\(qualified) is forbidden: \(reason)"
+    }
+    return "\(qualified) \"\(request.name)\" is forbidden: \(reason)"
+}
