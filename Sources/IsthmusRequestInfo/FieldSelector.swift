@@ -21,8 +21,18 @@ enum FieldSelector {
     /// Returns nil also when the name is not valid UTF-8: it could not be a
     /// Kubernetes object name, and leaving the name empty only ever asks the
     /// policy for more (a list of everything), never less.
-    static func requiredName(_ selector: [UInt8]) -> String? {
-        selector.withUnsafeBufferPointer { requiredName(in: $0) }
+    static func requiredName(_ encoded: QueryComponent) -> String? {
+        guard !encoded.range.isEmpty else { return nil }
+        // Decoded on the stack: a selector never decodes to more bytes than
+        // its encoding, and this runs on every narrowed list and watch.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: encoded.range.count) { buffer in
+            var count = 0
+            for byte in encoded {
+                buffer[count] = byte
+                count += 1
+            }
+            return requiredName(in: UnsafeBufferPointer(rebasing: buffer[0..<count]))
+        }
     }
 
     private static func requiredName(in selector: UnsafeBufferPointer<UInt8>) -> String? {
@@ -68,8 +78,7 @@ enum FieldSelector {
             termStart = index
         }
         guard let best else { return nil }
-        let name = unescape(best.value, in: selector)
-        return String(validating: name, as: UTF8.self)
+        return unescapedString(best.value, in: selector)
     }
 
     private enum Operator { case notEqual, doubleEqual, equal }
@@ -115,21 +124,25 @@ enum FieldSelector {
         return !escaped
     }
 
-    /// The value with its escapes removed; `value` must be valid.
-    private static func unescape(_ value: Range<Int>, in selector: UnsafeBufferPointer<UInt8>) -> [UInt8] {
-        var result = [UInt8]()
-        result.reserveCapacity(value.count)
-        var escaped = false
-        for index in value {
-            let byte = selector[index]
-            if !escaped && byte == ASCII.backslash {
-                escaped = true
-                continue
+    /// The value with its escapes removed (`value` must be valid), or nil when
+    /// it is not UTF-8.
+    private static func unescapedString(_ value: Range<Int>, in selector: UnsafeBufferPointer<UInt8>) -> String? {
+        if value.isEmpty { return "" }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: value.count) { buffer in
+            var count = 0
+            var escaped = false
+            for index in value {
+                let byte = selector[index]
+                if !escaped && byte == ASCII.backslash {
+                    escaped = true
+                    continue
+                }
+                escaped = false
+                buffer[count] = byte
+                count += 1
             }
-            escaped = false
-            result.append(byte)
+            return String(validating: UnsafeBufferPointer(rebasing: buffer[0..<count]), as: UTF8.self)
         }
-        return result
     }
 
     /// apimachinery `path.IsValidPathSegmentName`: the name becomes a path

@@ -111,11 +111,4 @@ struct QueryComponent: Sequence {
         return bytes.next() == nil
     }
 
-    /// The decoded bytes.
-    var decoded: [UInt8] {
-        var result = [UInt8]()
-        result.reserveCapacity(range.count)
-        for byte in self { result.append(byte) }
-        return result
-    }
 }

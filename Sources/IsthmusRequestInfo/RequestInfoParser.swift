@@ -146,7 +146,7 @@ enum RequestInfoParser {
             let isWatch = parameters.watch.map { QueryParameters.isTrue(watch: QueryComponent(raw, $0)) } ?? false
             attributes.verb = isWatch ? .watch : .list
             if let selector = parameters.fieldSelector,
-                let name = FieldSelector.requiredName(QueryComponent(raw, selector).decoded),
+                let name = FieldSelector.requiredName(QueryComponent(raw, selector)),
                 FieldSelector.isValidPathSegmentName(name)
             {
                 attributes.name = name
