@@ -407,6 +407,9 @@ enum Rows {
         Row("GET", "/openapi/v3/apis/apps/v1", nonResource(.get, "/openapi/v3/apis/apps/v1")),
         Row("GET", "/healthz", nonResource(.get, "/healthz")),
         Row("GET", "/metrics", nonResource(.get, "/metrics")),
+        // A leading dot does not make a dot segment.
+        Row("GET", "/.well-known/openid-configuration", nonResource(.get, "/.well-known/openid-configuration")),
+        Row("GET", "/openid/v1/jwks", nonResource(.get, "/openid/v1/jwks")),
         Row("GET", "/badprefix/version/resource", nonResource(.get, "/badprefix/version/resource")),
         // `apis` needs a group before the version.
         Row("GET", "/apis/version/resource", nonResource(.get, "/apis/version/resource")),

@@ -106,6 +106,31 @@ struct RequestTargetPropertyTests {
         }
     }
 
+    @Test("anything accepted is canonical: re-parsing what is forwarded gives the same attributes")
+    func acceptedTargetsAreFixpoints() async {
+        // Few characters, heavy on the ones that matter, so that random strings
+        // hit escapes, dot segments, keywords and query syntax often.
+        let pieces = [
+            "/", "/", "/", "%", "2", "F", "f", "e", "E", "5", "C", "0", ".", ".", "?", "&", "=", ";", "#", "+", "\\",
+            " ", "a", "api", "apis", "v1", "watch", "namespaces", "pods", "status", "watch=", "fieldSelector=",
+            "metadata.name", "%2F", "%2e", "%3D", "%5C", "%25", "%41",
+        ]
+        let prefixes = ["/", "/api/v1/", "/apis/apps/v1/", "/api/v1/namespaces/"]
+        let input = zip(
+            Gen<String?>.element(of: prefixes).map { $0 ?? "/" },
+            Gen<String?>.element(of: pieces).map { $0 ?? "/" }.array(of: 0...12))
+        await propertyCheck(count: 2000, input: input) { prefix, pieces in
+            let target = prefix + pieces.joined()
+            guard let attributes = try? RequestAttributes(method: "GET", target: target) else { return }
+            #expect(!attributes.path.contains("%"))
+            #expect(!attributes.path.contains("//"))
+            let again = Result { () throws(TargetRejection) in
+                try RequestAttributes(method: "GET", target: attributes.forwardTarget)
+            }
+            #expect(again == .success(attributes), "\(target)")
+        }
+    }
+
     /// Percent-encodes the unreserved characters of `path` (ALPHA, DIGIT, `-`,
     /// `_`, `~`; not `.`, whose encoding is refused on purpose) chosen by `mask`.
     private func percentEncodingUnreserved(of path: String, where mask: [Bool], uppercaseHex: Bool) -> String {
