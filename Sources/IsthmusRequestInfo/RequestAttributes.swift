@@ -13,8 +13,10 @@ public struct RequestAttributes: Sendable, Hashable {
     public var path: String
     /// The raw query string without the leading `?` (empty when absent); forwarded as is.
     public var query: String
-    /// For resource requests a Kubernetes verb (`get`, `list`, `watch`, `create`, …);
-    /// for non-resource requests the lowercased HTTP method (HEAD is reported as `get`).
+    /// For resource requests a Kubernetes verb (`get`, `list`, `watch`, `create`, …,
+    /// `proxy` for the legacy `/proxy/` prefix, and empty for a method the API server
+    /// does not map, e.g. `OPTIONS`); for non-resource requests the lowercased HTTP
+    /// method (HEAD is reported as `get`).
     public var verb: Verb
     /// `api` or `apis` for resource requests; empty otherwise.
     public var apiPrefix: String
