@@ -1,1 +1,3 @@
 import IsthmusCLI
+
+await IsthmusCommand.runAsMain()
