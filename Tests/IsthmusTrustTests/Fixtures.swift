@@ -158,4 +158,23 @@ enum Fixtures {
         }
         return bytes
     }
+
+    // MARK: peers
+
+    /// "Us": the cluster whose proxy verifies.
+    static let localUUID = "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
+    /// The peer that calls us, holding OpenSSL key 1.
+    static let peerUUID = "0b7e8f9a-1c2d-4e3f-9a4b-5c6d7e8f9a0b"
+    /// Another trusted peer with its own key.
+    static let otherPeerUUID = "c4d5e6f7-0a1b-4c2d-8e3f-405162738495"
+
+    static func peer(_ uuid: String, keys: [PeerPublicKey]) -> TrustedPeer {
+        do { return try TrustedPeer(clusterUUID: uuid, keys: keys, rootCA: rootCA) } catch {
+            fatalError("fixture peer: \(error)")
+        }
+    }
+
+    static func peers(_ list: [TrustedPeer]) -> TrustedPeers {
+        do { return try TrustedPeers(list) } catch { fatalError("fixture peers: \(error)") }
+    }
 }
