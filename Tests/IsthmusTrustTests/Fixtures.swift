@@ -177,4 +177,39 @@ enum Fixtures {
     static func peers(_ list: [TrustedPeer]) -> TrustedPeers {
         do { return try TrustedPeers(list) } catch { fatalError("fixture peers: \(error)") }
     }
+
+    // MARK: tokens
+
+    /// A token built outside this module: header and claims written by hand
+    /// in Go's key order, signed by `openssl pkeyutl -sign -rawin` with key 1,
+    /// base64url by `openssl base64 | tr`. Claims:
+    /// `{"aud":localUUID,"exp":1700003600,"iss":"d8-istio","nbf":1700000000,"scope":"api","sub":peerUUID}`.
+    static let openSSLMintedToken =
+        "eyJhbGciOiJFZERTQSJ9.eyJhdWQiOiI2ZjFjMmE4ZS0zYjRkLTRlNWYtOGE5Yi0wYzFkMmUzZjRhNWIiLCJleHAiOjE3MDAwMDM2MDAsImlzcyI6ImQ4LWlzdGlvIiwibmJmIjoxNzAwMDAwMDAwLCJzY29wZSI6ImFwaSIsInN1YiI6IjBiN2U4ZjlhLTFjMmQtNGUzZi05YTRiLTVjNmQ3ZThmOWEwYiJ9.ZeyQeUP6gXMMoupVlyfOQvjSC_TuZ-Ig5ChcAzH3jmItWEouWn1MoC6GqgPJcn80VICMbYO-w1utpenB_4bUDw"
+
+    /// peerUUID trusts key 1, otherPeerUUID trusts key 2.
+    static var standardPeers: TrustedPeers {
+        peers([peer(peerUUID, keys: [key1.publicKey]), peer(otherPeerUUID, keys: [key2.publicKey])])
+    }
+
+    static let now: Int64 = 1_700_000_000
+
+    static func claims(
+        subject: String = peerUUID, audience: String = localUUID, scope: TokenScope = .api,
+        notBefore: Int64? = now, expiresAt: Int64 = now + 3600
+    ) -> TokenClaims {
+        TokenClaims(subject: subject, audience: audience, scope: scope, notBefore: notBefore, expiresAt: expiresAt)
+    }
+
+    static func verifier(peers: TrustedPeers = standardPeers, leeway: Duration = .seconds(60)) -> TokenVerifier {
+        TokenVerifier(localClusterUUID: localUUID, peers: peers, leeway: leeway)
+    }
+
+    /// A compact JWS over arbitrary header and payload text, signed with
+    /// swift-crypto directly (not the module's minter).
+    static func handMadeToken(header: String, payload: String, key: SigningKeyPair) -> String {
+        let signingInput = base64url(header) + "." + base64url(payload)
+        let signature = sign(Array(signingInput.utf8), seed: key)
+        return signingInput + "." + base64url(signature)
+    }
 }
