@@ -68,7 +68,7 @@ let package = Package(
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",
-            dependencies: ["isthmus", "IsthmusTrust"]),
+            dependencies: ["isthmus", "IsthmusCLI", "IsthmusTrust"]),
     ],
     swiftLanguageModes: [.v6]
 )
