@@ -28,15 +28,7 @@ struct PeersCommand: AsyncParsableCommand {
         var replace = false
 
         func run() async throws {
-            var peers: [TrustedPeer] = []
-            if let existing = FileManager.default.contents(atPath: file) {
-                do {
-                    peers = try TrustedPeers(json: [UInt8](existing)).peers
-                } catch {
-                    printError("\(file): \(error)")
-                    throw ExitCode.failure
-                }
-            }
+            var peers = try loadTrustedPeers(file)?.peers ?? []
             if peers.contains(where: { $0.clusterUUID == clusterUUID }) {
                 guard replace else {
                     printError("\(file): peer \"\(clusterUUID)\" is already trusted; pass --replace to update it")

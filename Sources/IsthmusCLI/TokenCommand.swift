@@ -78,15 +78,8 @@ struct TokenCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            guard let data = FileManager.default.contents(atPath: peers) else {
+            guard let trusted = try loadTrustedPeers(peers) else {
                 printError("cannot read the trusted peers file \(peers)")
-                throw ExitCode.failure
-            }
-            let trusted: TrustedPeers
-            do {
-                trusted = try TrustedPeers(json: [UInt8](data))
-            } catch {
-                printError("\(peers): \(error)")
                 throw ExitCode.failure
             }
             let raw = (token ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self))
@@ -105,6 +98,18 @@ struct TokenCommand: AsyncParsableCommand {
 }
 
 extension TokenScope: ExpressibleByArgument {}
+
+/// Reads a trusted peers file; nil when there is no such file. A file that does
+/// not parse exits, naming the file and the field.
+func loadTrustedPeers(_ path: String) throws -> TrustedPeers? {
+    guard let data = FileManager.default.contents(atPath: path) else { return nil }
+    do {
+        return try TrustedPeers(json: [UInt8](data))
+    } catch {
+        printError("\(path): \(error)")
+        throw ExitCode.failure
+    }
+}
 
 /// Reads a private key file; errors name the file, never its contents.
 func loadSigningKey(_ path: String) throws -> SigningKeyPair {

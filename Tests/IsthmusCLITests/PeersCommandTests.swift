@@ -53,4 +53,21 @@ struct PeersCommandTests {
         #expect(!result.stderr.contains(body))
         #expect(!FileManager.default.fileExists(atPath: dir + "/peers.json"), "nothing is written on a refusal")
     }
+
+    @Test("a corrupt peers file is refused by peers add and token verify, naming the file, and left as it was")
+    func corruptFile() throws {
+        let dir = try material()
+        let file = dir + "/peers.json"
+        let corrupt = "{\"cluster-a\": {\"clusterUUID\": \"cluster-b\"}}"
+        try corrupt.write(toFile: file, atomically: true, encoding: .utf8)
+        let add = try CLI.run(["peers", "add", "--file", file, "--cluster-uuid", "cluster-c",
+                               "--public-key", dir + "/a/public.pem", "--root-ca", dir + "/ca.pem"])
+        #expect(add.status == 1)
+        #expect(add.stderr.hasPrefix(file + ": peer \"cluster-a\""), "\(add.stderr)")
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == corrupt)
+        let verify = try CLI.run(["token", "verify", "--peers", file, "--audience", "cluster-b", "--scope", "api"],
+                                 stdin: "x.y.z")
+        #expect(verify.status == 1)
+        #expect(verify.stderr.hasPrefix(file + ": peer \"cluster-a\""), "\(verify.stderr)")
+    }
 }
