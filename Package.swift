@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "IsthmusRequestInfo", targets: ["IsthmusRequestInfo"]),
         .library(name: "IsthmusTrust", targets: ["IsthmusTrust"]),
         .library(name: "IsthmusPolicy", targets: ["IsthmusPolicy"]),
+        .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -38,6 +39,11 @@ let package = Package(
                 "IsthmusRequestInfo",
                 .product(name: "Yams", package: "Yams"),
             ]),
+        // The proxy: its admission pipeline (shape, token, policy) is pure and
+        // comes first; the NIO data path is built on it.
+        .target(
+            name: "IsthmusProxy",
+            dependencies: ["IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy"]),
         // The command implementations, kept in a library so tests can drive them.
         .target(
             name: "IsthmusCLI",
@@ -65,6 +71,9 @@ let package = Package(
                 "IsthmusPolicy", "IsthmusRequestInfo",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
+        .testTarget(
+            name: "IsthmusProxyTests",
+            dependencies: ["IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo"]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",

@@ -95,11 +95,19 @@ public struct PolicySet: Sendable, Hashable {
 public func forbiddenMessage(for request: RequestAttributes, peer: String) -> String {
     let subject = "peer \"\(peer)\""
     guard request.isResourceRequest else {
-        return "forbidden: \(subject) cannot \(request.verb) path \"\(request.path)\""
+        return forbiddenMessage(for: request, reason: "\(subject) cannot \(request.verb) path \"\(request.path)\"")
     }
     let resource = request.subresource.isEmpty ? request.resource : request.resource + "/" + request.subresource
     let scope = request.namespace.isEmpty ? "at the cluster scope" : "in the namespace \"\(request.namespace)\""
-    let reason = "\(subject) cannot \(request.verb) resource \"\(resource)\" in API group \"\(request.apiGroup)\" \(scope)"
+    return forbiddenMessage(
+        for: request,
+        reason: "\(subject) cannot \(request.verb) resource \"\(resource)\" in API group \"\(request.apiGroup)\" \(scope)")
+}
+
+/// `errors.NewForbidden`'s framing around any reason: `services "a" is forbidden: REASON`,
+/// `services is forbidden: REASON` for a collection, `forbidden: REASON` for a path.
+public func forbiddenMessage(for request: RequestAttributes, reason: String) -> String {
+    guard request.isResourceRequest else { return "forbidden: " + reason }
     // GroupResource.String(): "resource" for the core group, "resource.group" otherwise.
     let qualified = request.apiGroup.isEmpty ? request.resource : request.resource + "." + request.apiGroup
     if request.name.isEmpty {
