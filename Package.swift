@@ -12,6 +12,9 @@ let package = Package(
         .library(name: "IsthmusTrust", targets: ["IsthmusTrust"]),
         .library(name: "IsthmusPolicy", targets: ["IsthmusPolicy"]),
         .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
+        .library(name: "IsthmusKubeTypes", targets: ["IsthmusKubeTypes"]),
+        .library(name: "IsthmusHTTP", targets: ["IsthmusHTTP"]),
+        .library(name: "IsthmusFakeAPIServer", targets: ["IsthmusFakeAPIServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -19,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
         // Kubernetes request parsing: method + request target -> RequestAttributes,
@@ -44,11 +51,42 @@ let package = Package(
         .target(
             name: "IsthmusProxy",
             dependencies: ["IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy"]),
+        // Kubernetes wire values: Status, ObjectMeta, WatchEvent as JSON. No I/O.
+        .target(name: "IsthmusKubeTypes"),
+        // Shared NIO parts: TLS/ALPN server bootstrap (h2 + http/1.1), self-signed
+        // CA and serving certificates, Status responses. Reused by the proxy.
+        .target(
+            name: "IsthmusHTTP",
+            dependencies: [
+                "IsthmusKubeTypes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]),
+        // In-memory Kubernetes API server: the upstream for dev mode, tests, benchmarks.
+        .target(
+            name: "IsthmusFakeAPIServer",
+            dependencies: [
+                "IsthmusKubeTypes", "IsthmusHTTP",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         // The command implementations, kept in a library so tests can drive them.
         .target(
             name: "IsthmusCLI",
             dependencies: [
                 "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy",
+                "IsthmusFakeAPIServer", "IsthmusHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "isthmus", dependencies: ["IsthmusCLI"]),
@@ -74,6 +112,20 @@ let package = Package(
         .testTarget(
             name: "IsthmusProxyTests",
             dependencies: ["IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo"]),
+        .testTarget(
+            name: "IsthmusKubeTypesTests",
+            dependencies: ["IsthmusKubeTypes"]),
+        .testTarget(
+            name: "IsthmusFakeAPIServerTests",
+            dependencies: [
+                "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusKubeTypes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",

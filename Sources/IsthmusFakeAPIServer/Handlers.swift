@@ -1,0 +1,256 @@
+import IsthmusHTTP
+import IsthmusKubeTypes
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP/1.1 connection or one HTTP/2 stream: collects a request, asks the
+/// core, writes the answer. A watch hands the channel to a `WatchStream`.
+final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    static let maxBody = 3 * 1024 * 1024
+
+    private let core: APIServerCore
+    private let hub: WatchHub
+    private let version: HTTPProtocolVersion
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+    private var watch: WatchStream?
+
+    init(core: APIServerCore, hub: WatchHub, version: HTTPProtocolVersion) {
+        self.core = core
+        self.hub = hub
+        self.version = version
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body = []
+            tooLarge = false
+        case .body(var buffer):
+            if body.count + buffer.readableBytes > Self.maxBody {
+                tooLarge = true
+            } else if let bytes = buffer.readBytes(length: buffer.readableBytes) {
+                body.append(contentsOf: bytes)
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            respond(context: context, head: head)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        var headers: [(String, String)] = []
+        for (name, value) in head.headers { headers.append((name, value)) }
+        let request = APIRequest(method: head.method.rawValue, uri: head.uri, headers: headers, body: body)
+        body = []
+        var recorded = RecordedRequest(
+            method: request.method, uri: request.uri,
+            headers: headers.map { $0.0.lowercased() == "authorization" ? ($0.0, "<redacted>") : $0 },
+            http2: version == .http2, statusCode: nil)
+        let response: APIResponse
+        if tooLarge {
+            response = core.status(Status(message: "Request entity too large: limit is 3145728", reason: "RequestEntityTooLarge",
+                                          details: Status.Details(), code: 413))
+        } else {
+            response = core.handle(request)
+        }
+        switch response {
+        case .full(let code, _, _, _, _): recorded.statusCode = code
+        case .watch: recorded.statusCode = 200
+        }
+        core.record(recorded)
+        let keepAlive = head.isKeepAlive
+        let delay = core.faults.withLockedValue { $0.responseDelay }
+        if let delay, delay > .zero {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: TimeAmount(delay)) {
+                let (handler, context) = loopBound.value
+                handler.send(response, context: context, keepAlive: keepAlive)
+            }
+        } else {
+            send(response, context: context, keepAlive: keepAlive)
+        }
+    }
+
+    private func send(_ response: APIResponse, context: ChannelHandlerContext, keepAlive: Bool) {
+        switch response {
+        case .full(let code, let contentType, let body, let extra, let pf):
+            var headers = KubeResponse.headers(contentType: contentType, contentLength: body.count, priorityAndFairness: pf, extra: extra)
+            if version == .http1_1 && !keepAlive { headers.add(name: "Connection", value: "close") }
+            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: code), headers: headers)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            if version == .http1_1 && !keepAlive {
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            } else {
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            }
+        case .watch(let setup):
+            let headers = KubeResponse.headers(contentType: "application/json", contentLength: nil)
+            // HTTP/1.1: no length, so NIO frames the body as chunked, one chunk per write.
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            let stream = WatchStream(context: context, core: core, hub: hub, setup: setup,
+                                     cutAfter: core.faults.withLockedValue { $0.cutWatchesAfterEvents })
+            watch = stream
+            stream.start()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { watch?.pump() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        watch?.stop()
+        watch = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        watch?.stop()
+        watch = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        watch?.stop()
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension APIRequestHandler: Sendable {}
+
+/// A running watch on one channel. Loop-confined; the hub wakes it.
+final class WatchStream {
+    private let context: ChannelHandlerContext
+    private let core: APIServerCore
+    private let hub: WatchHub
+    private let setup: WatchSetup
+    private var cursor: UInt64
+    private var stopped = false
+    private var timeoutTask: Scheduled<Void>?
+    private var bookmarkTask: RepeatedTask?
+    private var eventsSent = 0
+    private let cutAfter: Int?
+
+    init(context: ChannelHandlerContext, core: APIServerCore, hub: WatchHub, setup: WatchSetup, cutAfter: Int?) {
+        self.context = context
+        self.core = core
+        self.hub = hub
+        self.setup = setup
+        self.cursor = setup.plan.startResourceVersion
+        self.cutAfter = cutAfter
+    }
+
+    func start() {
+        let loop = context.eventLoop
+        if let expired = setup.plan.expired {
+            // 200, then one ERROR event with the 410 Status, then the end (fixture 31).
+            write(WatchEventEncoding.encode(type: .error, object: expired.json))
+            finish()
+            return
+        }
+        hub.register(self, on: loop)
+        for object in setup.plan.initialObjects {
+            write(WatchEventEncoding.encode(type: .added, object: object))
+            if stopped { return }
+        }
+        if setup.plan.sendInitialEventsEndBookmark {
+            write(setup.filter.bookmark(resourceVersion: setup.plan.startResourceVersion, initialEventsEnd: true))
+        }
+        context.flush()
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        timeoutTask = loop.scheduleTask(in: TimeAmount(setup.timeout)) {
+            bound.value.pump()
+            bound.value.finish()
+        }
+        if setup.allowBookmarks {
+            let interval = TimeAmount(core.bookmarkInterval)
+            bookmarkTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                bound.value.bookmark()
+            }
+        }
+        pump()
+    }
+
+    private func write(_ bytes: [UInt8]) {
+        guard !stopped else { return }
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+        eventsSent += 1
+        if let cutAfter, eventsSent >= cutAfter {
+            // Fault injection: the stream dies without a clean end.
+            context.flush()
+            stopped = true
+            cleanup()
+            context.close(promise: nil)
+        }
+    }
+
+    /// Sends what the log holds past the cursor while the channel can take it.
+    func pump() {
+        guard !stopped else { return }
+        while !stopped && context.channel.isWritable {
+            let cursor = self.cursor
+            guard let batch = core.store.withLockedValue({ $0.log.entries(after: cursor, limit: 512) }) else {
+                // Fell out of the history: closed like a slow watcher in the real cache.
+                finish()
+                return
+            }
+            if batch.isEmpty { break }
+            var wrote = false
+            for entry in batch {
+                self.cursor = entry.resourceVersion
+                switch setup.filter.decide(entry) {
+                case .skip: continue
+                case .shared: write(entry.encoded)
+                case .custom(let bytes): write(bytes)
+                }
+                wrote = true
+                if stopped { return }
+            }
+            if wrote { context.flush() }
+        }
+    }
+
+    /// A periodic BOOKMARK, only when caught up so its resourceVersion never skips an event.
+    private func bookmark() {
+        pump()
+        guard !stopped, context.channel.isWritable else { return }
+        let latest = core.store.withLockedValue { $0.resourceVersion }
+        guard cursor >= latest else { return }
+        write(setup.filter.bookmark(resourceVersion: cursor, initialEventsEnd: false))
+        context.flush()
+    }
+
+    /// Ends the response cleanly (`0\r\n\r\n` on HTTP/1.1, END_STREAM on h2).
+    func finish() {
+        guard !stopped else { return }
+        stopped = true
+        cleanup()
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+    }
+
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        cleanup()
+    }
+
+    private func cleanup() {
+        timeoutTask?.cancel()
+        timeoutTask = nil
+        bookmarkTask?.cancel()
+        bookmarkTask = nil
+        hub.unregister(self, on: context.eventLoop)
+    }
+}
+
+@available(*, unavailable)
+extension WatchStream: Sendable {}
