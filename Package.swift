@@ -116,6 +116,9 @@ let package = Package(
             name: "IsthmusKubeTypesTests",
             dependencies: ["IsthmusKubeTypes"]),
         .testTarget(
+            name: "IsthmusHTTPTests",
+            dependencies: ["IsthmusHTTP"]),
+        .testTarget(
             name: "IsthmusFakeAPIServerTests",
             dependencies: [
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusKubeTypes",

@@ -7,6 +7,8 @@ public struct LogEntry: Sendable {
     public var namespace: String
     public var name: String
     public var type: WatchEventType
+    /// `object.apiVersion`, kept apart so watchers compare it cheaply.
+    public var apiVersion: String
     /// The object as stored after the change (for DELETED: the last state, stamped with the deletion's rv).
     public var object: JSON
     /// The object before the change; nil for ADDED.

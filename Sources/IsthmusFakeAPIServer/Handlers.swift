@@ -92,11 +92,16 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             }
         case .watch(let setup):
-            let headers = KubeResponse.headers(contentType: "application/json", contentLength: nil)
+            var headers = KubeResponse.headers(contentType: "application/json", contentLength: nil)
+            if version == .http1_1 {
+                headers.add(name: "Transfer-Encoding", value: "chunked")
+                if !keepAlive { headers.add(name: "Connection", value: "close") }
+            }
             // HTTP/1.1: no length, so NIO frames the body as chunked, one chunk per write.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
             let stream = WatchStream(context: context, core: core, hub: hub, setup: setup,
-                                     cutAfter: core.faults.withLockedValue { $0.cutWatchesAfterEvents })
+                                     cutAfter: core.faults.withLockedValue { $0.cutWatchesAfterEvents },
+                                     closeWhenDone: version == .http1_1 && !keepAlive)
             watch = stream
             stream.start()
         }
@@ -139,8 +144,10 @@ final class WatchStream {
     private var bookmarkTask: RepeatedTask?
     private var eventsSent = 0
     private let cutAfter: Int?
+    private let closeWhenDone: Bool
 
-    init(context: ChannelHandlerContext, core: APIServerCore, hub: WatchHub, setup: WatchSetup, cutAfter: Int?) {
+    init(context: ChannelHandlerContext, core: APIServerCore, hub: WatchHub, setup: WatchSetup, cutAfter: Int?, closeWhenDone: Bool) {
+        self.closeWhenDone = closeWhenDone
         self.context = context
         self.core = core
         self.hub = hub
@@ -234,7 +241,13 @@ final class WatchStream {
         guard !stopped else { return }
         stopped = true
         cleanup()
-        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+        if closeWhenDone {
+            // `Connection: close` from the client: close once the last chunk is out.
+            let context = self.context
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        } else {
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+        }
     }
 
     func stop() {

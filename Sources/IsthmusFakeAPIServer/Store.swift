@@ -392,7 +392,8 @@ public struct Store: Sendable {
             objects[type.groupResource, default: [:]][key] = object
         }
         log.append(LogEntry(resourceVersion: resourceVersion, resource: type.groupResource, namespace: namespace,
-                            name: name, type: event, object: object, previous: previous,
+                            name: name, type: event, apiVersion: object["apiVersion"]?.stringValue ?? "",
+                            object: object, previous: previous,
                             encoded: WatchEventEncoding.encode(type: event, object: object)))
     }
 

@@ -6,6 +6,9 @@ public struct WatchFilter: Sendable {
     public var namespace: String
     public var labelSelector: LabelSelector
     public var fieldSelector: FieldSelector
+    private let groupResource: GroupResource
+    private let groupVersion: String
+    private let trivial: Bool
 
     public init(type: ResourceType, namespace: String, labelSelector: LabelSelector = .everything,
                 fieldSelector: FieldSelector = .everything) {
@@ -13,6 +16,9 @@ public struct WatchFilter: Sendable {
         self.namespace = namespace
         self.labelSelector = labelSelector
         self.fieldSelector = fieldSelector
+        self.groupResource = type.groupResource
+        self.groupVersion = type.groupVersion
+        self.trivial = labelSelector.isEverything && fieldSelector.isEverything
     }
 
     public enum Delivery: Equatable {
@@ -34,10 +40,9 @@ public struct WatchFilter: Sendable {
     /// reported DELETED with its previous content and the new resourceVersion;
     /// one that starts matching is reported ADDED (fixture 29b).
     public func decide(_ entry: LogEntry) -> Delivery {
-        guard entry.resource == type.groupResource else { return .skip }
-        if type.namespaced && !namespace.isEmpty && entry.namespace != namespace { return .skip }
-        let sameVersion = entry.object["apiVersion"]?.stringValue == type.groupVersion
-        let trivial = labelSelector.isEverything && fieldSelector.isEverything
+        guard entry.resource == groupResource else { return .skip }
+        if !namespace.isEmpty && entry.namespace != namespace && type.namespaced { return .skip }
+        let sameVersion = entry.apiVersion == groupVersion
         if trivial {
             return sameVersion ? .shared : .custom(encode(entry.type, entry.object))
         }

@@ -29,21 +29,25 @@ final class WatchTally: @unchecked Sendable {
 
     static let needle = Array(#""resourceVersion":""#.utf8)
     static func resourceVersion(_ bytes: [UInt8]) -> UInt64? {
-        guard bytes.count > needle.count else { return nil }
-        var i = 0
-        while i + needle.count < bytes.count {
-            if bytes[i] == needle[0], Array(bytes[i..<(i + needle.count)]) == needle {
-                var j = i + needle.count
+        bytes.withUnsafeBufferPointer { b -> UInt64? in
+            let n = needle.count
+            guard b.count > n else { return nil }
+            var i = 0
+            outer: while i + n < b.count {
+                for k in 0..<n where b[i + k] != needle[k] {
+                    i += 1
+                    continue outer
+                }
+                var j = i + n
                 var value: UInt64 = 0
-                while j < bytes.count, bytes[j] >= 0x30, bytes[j] <= 0x39 {
-                    value = value * 10 + UInt64(bytes[j] - 0x30)
+                while j < b.count, b[j] >= 0x30, b[j] <= 0x39 {
+                    value = value * 10 + UInt64(b[j] - 0x30)
                     j += 1
                 }
                 return value
             }
-            i += 1
+            return nil
         }
-        return nil
     }
 }
 
@@ -60,7 +64,8 @@ struct FanOutScale: CustomStringConvertible {
             return FanOutScale(watchers: 1000, updates: 10_000, perSecond: 1000)
         }
         if let w = ProcessInfo.processInfo.environment["ISTHMUS_FANOUT_WATCHERS"].flatMap(Int.init) {
-            return FanOutScale(watchers: w, updates: 100, perSecond: 1000)
+            let u = ProcessInfo.processInfo.environment["ISTHMUS_FANOUT_UPDATES"].flatMap(Int.init) ?? 100
+            return FanOutScale(watchers: w, updates: u, perSecond: 1000)
         }
         return FanOutScale(watchers: 100, updates: 1000, perSecond: 1000)
     }

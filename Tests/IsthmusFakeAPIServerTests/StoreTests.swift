@@ -1,4 +1,4 @@
-@testable import IsthmusFakeAPIServer
+import IsthmusFakeAPIServer
 import IsthmusKubeTypes
 import Testing
 

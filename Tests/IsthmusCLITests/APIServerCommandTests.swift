@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+
+/// Runs the built `isthmus apiserver` as an operator would, then the real kubectl against it.
+@Suite("isthmus apiserver")
+struct APIServerCommandTests {
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("isthmus")
+    }
+
+    static func waitFor(_ path: String) async -> Bool {
+        for _ in 0..<1500 {
+            if FileManager.default.fileExists(atPath: path) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    static func kubectl(_ args: [String]) async throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+        await Task.detached { p.waitUntilExit() }.value
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("writes a CA and kubeconfig that kubectl uses, reuses the CA, and exits 0 on SIGTERM")
+    func serves() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-apiserver-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let certDir = dir.appendingPathComponent("pki").path
+        var firstCA = ""
+        for round in 0..<2 {
+            let kubeconfig = dir.appendingPathComponent("kubeconfig-\(round)").path
+            let server = Process()
+            server.executableURL = Self.binary
+            server.arguments = ["apiserver", "--listen", "127.0.0.1:0", "--token", "first-token", "--token", "second-token",
+                                "--cert-dir", certDir, "--kubeconfig-out", kubeconfig]
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            #expect(await Self.waitFor(kubeconfig), "no kubeconfig written")
+            let (status, output) = try await Self.kubectl(["--kubeconfig", kubeconfig, "--cache-dir", dir.appendingPathComponent("cache").path,
+                                                           "get", "namespaces", "-o", "name"])
+            #expect(status == 0 && output.contains("namespace/default"), "\(output)")
+            let config = try String(contentsOfFile: kubeconfig, encoding: .utf8)
+            #expect(config.contains("token: first-token") && !config.contains("second-token"))
+            let ca = try String(contentsOfFile: certDir + "/ca.crt", encoding: .utf8)
+            if round == 0 { firstCA = ca } else { #expect(ca == firstCA, "the CA was not reused") }
+            #expect(FileManager.default.fileExists(atPath: certDir + "/tls.key"))
+            server.terminate()
+            await Task.detached { server.waitUntilExit() }.value
+            #expect(server.terminationStatus == 0)
+        }
+    }
+}
