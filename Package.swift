@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "IsthmusKubeTypes", targets: ["IsthmusKubeTypes"]),
         .library(name: "IsthmusHTTP", targets: ["IsthmusHTTP"]),
         .library(name: "IsthmusFakeAPIServer", targets: ["IsthmusFakeAPIServer"]),
+        .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -75,6 +76,11 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // The proxy: its admission pipeline (shape, token, policy) is pure and
+        // comes first; the NIO data path is built on it.
+        .target(
+            name: "IsthmusProxy",
+            dependencies: ["IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy"]),
         // The command implementations, kept in a library so tests can drive them.
         .target(
             name: "IsthmusCLI",
@@ -117,10 +123,13 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        .testTarget(
+            name: "IsthmusProxyTests",
+            dependencies: ["IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo"]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",
-            dependencies: ["isthmus", "IsthmusTrust"]),
+            dependencies: ["isthmus", "IsthmusCLI", "IsthmusTrust"]),
     ],
     swiftLanguageModes: [.v6]
 )

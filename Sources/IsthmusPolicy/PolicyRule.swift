@@ -141,18 +141,39 @@ public struct PolicyRule: Sendable, Hashable {
     let target: Target
     /// Cluster UUIDs this rule is limited to; nil grants every trusted peer.
     let peers: Set<String>?
+    /// The decision's reason when this rule allows, built once at load: the
+    /// decision runs on every request and should not format strings.
+    let allowedReason: String
+
+    init(reference: RuleReference, verbs: ReadVerbs, target: Target, peers: Set<String>?) {
+        self.reference = reference
+        self.verbs = verbs
+        self.target = target
+        self.peers = peers
+        self.allowedReason = "allowed by \(reference)"
+    }
+
+    /// The API groups a resource rule names (`*` included); empty for a
+    /// non-resource rule. The policy set indexes rules by these at load.
+    var apiGroups: WildcardSet? {
+        if case .resources(let apiGroups, _, _, _) = target { return apiGroups }
+        return nil
+    }
 
     /// Whether this rule grants the request to `peer` (nil when the caller is unknown,
     /// in which case a rule limited to peers never matches).
+    ///
+    /// The API group is not checked here: the policy set only offers a rule to
+    /// requests of a group it names (see `PolicySet.candidates`).
+    @inline(__always)
     func matches(_ request: RequestAttributes, verb: ReadVerbs, peer: String?) -> Bool {
         guard verbs.contains(verb) else { return false }
         if let peers {
             guard let peer, peers.contains(peer) else { return false }
         }
         switch target {
-        case .resources(let apiGroups, let resources, let resourceNames, let namespaces):
+        case .resources(_, let resources, let resourceNames, let namespaces):
             guard request.isResourceRequest,
-                apiGroups.matches(request.apiGroup),
                 resources.matches(resource: request.resource, subresource: request.subresource)
             else { return false }
             // RBAC: a rule with resourceNames never matches a request without a name

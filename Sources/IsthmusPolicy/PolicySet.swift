@@ -24,9 +24,42 @@ public struct PolicySet: Sendable, Hashable {
     /// The file names the rules came from, in load order.
     public let files: [String]
 
+    /// For each API group some rule names: the indices of the rules that can
+    /// match a request in it (those naming it and those naming `*`), in order.
+    /// One hash of the request's group then replaces one per rule.
+    private let resourceRulesByGroup: [String: [Int]]
+    /// The rules naming `*` as a group: the candidates for any other group.
+    private let wildcardGroupRules: [Int]
+    private let nonResourceRules: [Int]
+
     init(rules: [PolicyRule], files: [String]) {
         self.rules = rules
         self.files = files
+        var byGroup: [String: [Int]] = [:]
+        var wildcard: [Int] = []
+        var nonResource: [Int] = []
+        for (index, rule) in rules.enumerated() {
+            guard let groups = rule.apiGroups else {
+                nonResource.append(index)
+                continue
+            }
+            if groups.matchesAll { wildcard.append(index) }
+            for group in groups.members where group != "*" { byGroup[group, default: []].append(index) }
+        }
+        // Merge the wildcard rules into each group's list, keeping file order
+        // so the first matching rule is still the one reported.
+        for (group, indices) in byGroup {
+            byGroup[group] = Array(Set(indices + wildcard)).sorted()
+        }
+        self.resourceRulesByGroup = byGroup
+        self.wildcardGroupRules = wildcard
+        self.nonResourceRules = nonResource
+    }
+
+    /// The rules that can match `request`, by index, in order.
+    private func candidates(for request: RequestAttributes) -> [Int] {
+        guard request.isResourceRequest else { return nonResourceRules }
+        return resourceRulesByGroup[request.apiGroup] ?? wildcardGroupRules
     }
 
     /// Decides whether `peer` (a cluster UUID, or nil when unknown) may make `request`.
@@ -40,10 +73,17 @@ public struct PolicySet: Sendable, Hashable {
                 allowed: false, rule: nil,
                 reason: "verb \"\(request.verb)\" is never allowed: Isthmus is read-only (get, list, watch)")
         }
-        for rule in rules where rule.matches(request, verb: verb, peer: peer) {
-            return PolicyDecision(allowed: true, rule: rule.reference, reason: "allowed by \(rule.reference)")
+        // Borrow the rules in place: iterating `rules` by value copies each one.
+        let matched: Int? = rules.withUnsafeBufferPointer { rules in
+            for index in candidates(for: request) where rules[index].matches(request, verb: verb, peer: peer) {
+                return index
+            }
+            return nil
         }
-        return PolicyDecision(allowed: false, rule: nil, reason: "no policy rule allows this request")
+        guard let matched else {
+            return PolicyDecision(allowed: false, rule: nil, reason: "no policy rule allows this request")
+        }
+        return PolicyDecision(allowed: true, rule: rules[matched].reference, reason: rules[matched].allowedReason)
     }
 }
 
@@ -55,11 +95,19 @@ public struct PolicySet: Sendable, Hashable {
 public func forbiddenMessage(for request: RequestAttributes, peer: String) -> String {
     let subject = "peer \"\(peer)\""
     guard request.isResourceRequest else {
-        return "forbidden: \(subject) cannot \(request.verb) path \"\(request.path)\""
+        return forbiddenMessage(for: request, reason: "\(subject) cannot \(request.verb) path \"\(request.path)\"")
     }
     let resource = request.subresource.isEmpty ? request.resource : request.resource + "/" + request.subresource
     let scope = request.namespace.isEmpty ? "at the cluster scope" : "in the namespace \"\(request.namespace)\""
-    let reason = "\(subject) cannot \(request.verb) resource \"\(resource)\" in API group \"\(request.apiGroup)\" \(scope)"
+    return forbiddenMessage(
+        for: request,
+        reason: "\(subject) cannot \(request.verb) resource \"\(resource)\" in API group \"\(request.apiGroup)\" \(scope)")
+}
+
+/// `errors.NewForbidden`'s framing around any reason: `services "a" is forbidden: REASON`,
+/// `services is forbidden: REASON` for a collection, `forbidden: REASON` for a path.
+public func forbiddenMessage(for request: RequestAttributes, reason: String) -> String {
+    guard request.isResourceRequest else { return "forbidden: " + reason }
     // GroupResource.String(): "resource" for the core group, "resource.group" otherwise.
     let qualified = request.apiGroup.isEmpty ? request.resource : request.resource + "." + request.apiGroup
     if request.name.isEmpty {

@@ -99,6 +99,24 @@ struct PolicySetTests {
         #expect(denied == PolicyDecision(allowed: false, rule: nil, reason: "no policy rule allows this request"))
     }
 
+    @Test("rules for * groups and named groups interleave in file order")
+    func wildcardGroupOrder() throws {
+        let set = try policy("""
+            rules:
+              - {apiGroups: [""], resources: [nodes], verbs: [get]}
+              - {apiGroups: ["*"], resources: [pods], verbs: [get]}
+              - {apiGroups: ["", apps], resources: [pods, deployments], verbs: [get]}
+              - {apiGroups: ["*"], resources: [deployments], verbs: [list]}
+            """)
+        #expect(set.decide(resource(.get, resource: "pods", name: "p"), peer: nil).rule?.index == 1)
+        #expect(set.decide(resource(.get, group: "apps", resource: "deployments", name: "d"), peer: nil).rule?.index == 2)
+        #expect(set.decide(resource(.list, group: "apps", resource: "deployments"), peer: nil).rule?.index == 3)
+        // A group no rule names is offered the * rules only.
+        #expect(set.decide(resource(.get, group: "example.com", resource: "pods", name: "p"), peer: nil).rule?.index == 1)
+        #expect(!set.decide(resource(.get, group: "example.com", resource: "nodes", name: "n"), peer: nil).allowed)
+        #expect(set.decide(resource(.get, resource: "nodes", name: "n"), peer: nil).rule?.index == 0)
+    }
+
     static let writeVerbs: [Verb] = [.create, .update, .patch, .delete, .deletecollection, Verb("post"), Verb("put"),
                                      Verb("proxy"), Verb("impersonate"), Verb("escalate"), Verb("bind"), Verb("*")]
 

@@ -1,0 +1,200 @@
+import IsthmusPolicy
+import IsthmusProxy
+import IsthmusRequestInfo
+import IsthmusTrust
+import Testing
+
+private let local = "0b4e3f66-7a2d-4e55-8f0c-5d1e9b7c3a22"
+private let peerUUID = "8d5f5d2e-1c1a-4a8e-9a53-2f6f4a3d2c11"
+private let now: Int64 = 1_800_000_000
+private let peerKey = SigningKeyPair()
+private let rootCA = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+
+private let policiesDirectory: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)  // Tests/IsthmusProxyTests/AdmissionPipelineTests.swift
+    return parts.joined(separator: "/") + "/policies"
+}()
+
+private func pipeline() throws -> AdmissionPipeline {
+    let peers = try TrustedPeers([TrustedPeer(clusterUUID: peerUUID, keys: [peerKey.publicKey], rootCA: rootCA)])
+    return AdmissionPipeline(
+        verifier: TokenVerifier(localClusterUUID: local, peers: peers),
+        policy: try PolicySet.load(directory: policiesDirectory),
+        cache: VerifiedTokenCache())
+}
+
+private func token(scope: TokenScope = .api, subject: String = peerUUID, key: SigningKeyPair = peerKey,
+                   expiresAt: Int64 = now + 3600) -> String {
+    mint(TokenClaims(subject: subject, audience: local, scope: scope, notBefore: now - 10, expiresAt: expiresAt), with: key)
+}
+
+private func head(_ method: String = "GET", _ target: String, auth: String? = "Bearer " + token(),
+                  _ extra: [(String, String)] = []) -> ProxyRequestHead {
+    var headers: [(name: String, value: String)] = [("Accept", "application/json"), ("User-Agent", "pilot-discovery/1.27")]
+    if let auth { headers.append(("Authorization", auth)) }
+    headers += extra.map { (name: $0.0, value: $0.1) }
+    return ProxyRequestHead(method: method, target: target, headers: headers)
+}
+
+/// The rejection, or nil when admitted.
+private func rejection(_ head: ProxyRequestHead) throws -> RequestRejection? {
+    let admission = try pipeline()
+    do {
+        _ = try admission.admit(head, now: now)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+@Suite("Admission pipeline")
+struct AdmissionPipelineTests {
+    @Test("an istiod watch is admitted with the parsed target and only allowlisted headers")
+    func admitted() throws {
+        let target = "/apis/discovery.k8s.io/v1/endpointslices?allowWatchBookmarks=true&resourceVersion=5&watch=true"
+        let admitted = try pipeline().admit(head("GET", target, [
+            ("Cookie", "session=1"), ("X-Forwarded-For", "10.0.0.1"), ("Host", "proxy.example"),
+            ("Accept-Encoding", "gzip"), ("Connection", "keep-alive"), ("Content-Length", "0"),
+        ]), now: now)
+        #expect(admitted.peer == peerUUID)
+        #expect(admitted.attributes.verb == .watch)
+        #expect(admitted.attributes.resource == "endpointslices")
+        #expect(admitted.forwardTarget == target)
+        #expect(admitted.rule?.file == "istio-reader.yaml")
+        #expect(admitted.forwardHeaders.map(\.name) == ["accept", "user-agent", "accept-encoding"])
+        #expect(admitted.forwardHeaders.map(\.value) == ["application/json", "pilot-discovery/1.27", "gzip"])
+    }
+
+    @Test("HEAD is decided as get")
+    func headIsGet() throws {
+        let admitted = try pipeline().admit(head("HEAD", "/api/v1/namespaces/istio-system/services/istiod"), now: now)
+        #expect(admitted.attributes.verb == .get)
+        #expect(admitted.attributes.name == "istiod")
+    }
+
+    @Test("the decoded path is what is forwarded")
+    func decodedPath() throws {
+        let admitted = try pipeline().admit(head("GET", "/api/v1/namespaces/istio-system/%73ervices"), now: now)
+        #expect(admitted.forwardTarget == "/api/v1/namespaces/istio-system/services")
+    }
+
+    struct ShapeRow: Sendable, CustomTestStringConvertible {
+        var name: String
+        var method = "GET"
+        var target = "/api/v1/services"
+        var headers: [(String, String)] = []
+        var want: ShapeViolation
+        var testDescription: String { name }
+    }
+
+    static let shapeRows: [ShapeRow] = [
+        ShapeRow(name: "Upgrade", headers: [("Upgrade", "SPDY/3.1")], want: .upgrade),
+        ShapeRow(name: "Connection: upgrade in a list", headers: [("Connection", "keep-alive, Upgrade")], want: .upgrade),
+        ShapeRow(name: "HTTP2-Settings", headers: [("HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA")], want: .http2Settings),
+        ShapeRow(name: "Impersonate-User", headers: [("Impersonate-User", "system:admin")], want: .impersonation),
+        ShapeRow(name: "Impersonate-Group in capitals", headers: [("IMPERSONATE-GROUP", "system:masters")], want: .impersonation),
+        ShapeRow(name: "Impersonate-Extra-*", headers: [("Impersonate-Extra-scopes", "x")], want: .impersonation),
+        ShapeRow(name: "Impersonate-Uid", headers: [("impersonate-uid", "1")], want: .impersonation),
+        ShapeRow(name: "a body by length", headers: [("Content-Length", "12")], want: .requestBody),
+        ShapeRow(name: "a chunked body", headers: [("Transfer-Encoding", "chunked")], want: .requestBody),
+        ShapeRow(name: "too many headers", headers: Array(repeating: ("X-A", "b"), count: 70), want: .tooManyHeaders),
+        ShapeRow(name: "headers too large", headers: [("X-Big", String(repeating: "a", count: 17_000))], want: .headersTooLarge),
+        ShapeRow(name: "an encoded slash", target: "/api/v1/namespaces/a%2Fb/pods", want: .target(.encodedSlash)),
+        ShapeRow(name: "a dot segment", target: "/api/v1/../v1/secrets", want: .target(.dotSegment)),
+    ]
+
+    @Test("what a read-only client never sends is a 400 with its reason", arguments: shapeRows)
+    func shape(_ row: ShapeRow) throws {
+        let found = try rejection(head(row.method, row.target, row.headers))
+        #expect(found == .badRequest(row.want))
+        #expect(found?.code == 400)
+        #expect(found?.reason == "BadRequest")
+        #expect(found?.message == row.want.description)
+    }
+
+    @Test("writes are refused as read-only before authentication, in the API server's Forbidden wording")
+    func readOnly() throws {
+        for (method, target, message) in [
+            ("DELETE", "/api/v1/namespaces/istio-system/services/istiod",
+             "services \"istiod\" is forbidden: the Isthmus proxy is read-only and never allows DELETE"),
+            ("POST", "/apis/networking.istio.io/v1/namespaces/a/virtualservices",
+             "virtualservices.networking.istio.io is forbidden: the Isthmus proxy is read-only and never allows POST"),
+            ("get", "/version", "forbidden: the Isthmus proxy is read-only and never allows get"),
+        ] {
+            // No credentials at all: the method alone decides, and is cheaper to check.
+            let found = try #require(try rejection(head(method, target, auth: nil, [("Content-Type", "application/json"), ("Content-Length", "90")])))
+            #expect(found.code == 403)
+            #expect(found.reason == "Forbidden")
+            #expect(found.message == message)
+        }
+        let delete = try #require(try rejection(head("DELETE", "/api/v1/namespaces/istio-system/services/istiod")))
+        #expect(delete.details?.name == "istiod")
+        #expect(delete.details?.kind == "services")
+    }
+
+    @Test("authentication failures are all 401 Unauthorized to the client, with distinct log reasons and no token")
+    func unauthorized() throws {
+        let stranger = SigningKeyPair()
+        let cases: [(String?, [(String, String)], AuthenticationFailure?)] = [
+            (nil, [], .missingCredentials),
+            ("Basic YWRtaW46YWRtaW4=", [], .malformedAuthorization),
+            ("Bearer " + token(), [("Authorization", "Bearer " + token())], .multipleAuthorization),
+            ("Bearer " + token(scope: .privateMulticluster), [], nil),
+            ("Bearer " + token(expiresAt: now - 3600), [], nil),
+            ("Bearer " + token(subject: "cluster-x", key: stranger), [], nil),
+            ("Bearer " + token(key: stranger), [], nil),
+        ]
+        var reasons: Set<String> = []
+        for (auth, extra, want) in cases {
+            let found = try #require(try rejection(head("GET", "/api/v1/services", auth: auth, extra)))
+            #expect(found.code == 401)
+            #expect(found.reason == "Unauthorized")
+            #expect(found.message == "Unauthorized")
+            #expect(found.metricLabel == "unauthorized")
+            if let want { #expect(found == .unauthorized(want)) }
+            if let auth {
+                let credential = String(auth.split(separator: " ").last ?? "")
+                #expect(!found.logReason.contains(credential))
+                #expect(!found.message.contains(credential))
+            }
+            reasons.insert(found.logReason)
+        }
+        #expect(reasons.count == cases.count, "each failure logs its own reason: \(reasons)")
+    }
+
+    @Test("a request the policy does not allow is a 403 naming the peer, as the API server words it")
+    func forbidden() throws {
+        let found = try #require(try rejection(head("GET", "/api/v1/namespaces/fx/configmaps?limit=500")))
+        #expect(found.code == 403)
+        #expect(found.message == "configmaps is forbidden: peer \"\(peerUUID)\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"fx\"")
+        #expect(found.details?.kind == "configmaps")
+        #expect(found.details?.name == "")
+        #expect(found.metricLabel == "forbidden")
+    }
+
+    @Test("stages run cheapest first: shape, then token, then policy")
+    func order() throws {
+        let badToken = "Bearer " + token(key: SigningKeyPair())
+        // A bad target with a bad token: the shape answers.
+        #expect(try rejection(head("GET", "/api/v1/a%2fb", auth: badToken))?.code == 400)
+        // A disallowed resource with a bad token: the token answers, the policy is never asked.
+        #expect(try rejection(head("GET", "/api/v1/configmaps", auth: badToken))?.code == 401)
+        // Impersonation with no token: the shape answers.
+        #expect(try rejection(head("GET", "/api/v1/services", auth: nil, [("Impersonate-User", "x")])) == .badRequest(.impersonation))
+    }
+
+    @Test("a verified token is cached, and a new trusted set empties the cache")
+    func tokenCache() throws {
+        let admission = try pipeline()
+        let request = head("GET", "/api/v1/services")
+        _ = try admission.admit(request, now: now)
+        _ = try admission.admit(request, now: now)
+        #expect(admission.cache.count == 1)
+        // The peer is removed: a pipeline built on the new set refuses the cached token.
+        let emptied = AdmissionPipeline(
+            verifier: TokenVerifier(localClusterUUID: local, peers: .empty),
+            policy: admission.policy, cache: admission.cache)
+        #expect(throws: RequestRejection.self) { try emptied.admit(request, now: now) }
+    }
+}

@@ -1,0 +1,28 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// libFuzzer targets for the parsers that see untrusted bytes first: the request
+// target parser and the bearer token parser. In their own package so the
+// product's builds stay free of sanitizer flags. Run: ./fuzz/run [seconds]
+let package = Package(
+    name: "isthmus-fuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "isthmus", path: ".."),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        .target(name: "CFuzzerDriver"),
+        .executableTarget(
+            name: "FuzzRequestTarget",
+            dependencies: ["CFuzzerDriver", .product(name: "IsthmusRequestInfo", package: "isthmus")]),
+        .executableTarget(
+            name: "FuzzToken",
+            dependencies: [
+                "CFuzzerDriver",
+                .product(name: "IsthmusTrust", package: "isthmus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+    ],
+    swiftLanguageModes: [.v6]
+)
