@@ -80,7 +80,16 @@ let package = Package(
         // comes first; the NIO data path is built on it.
         .target(
             name: "IsthmusProxy",
-            dependencies: ["IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy"]),
+            dependencies: [
+                "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy", "IsthmusKubeTypes", "IsthmusHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         // The command implementations, kept in a library so tests can drive them.
         .target(
             name: "IsthmusCLI",
@@ -125,7 +134,15 @@ let package = Package(
             ]),
         .testTarget(
             name: "IsthmusProxyTests",
-            dependencies: ["IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo"]),
+            dependencies: [
+                "IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo",
+                "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusKubeTypes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",
