@@ -126,7 +126,10 @@ final class ProxyHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         // The client closed its connection or reset its stream: cancel upstream now.
-        if machine.clientClosed() == .closeUpstream { closeUpstream() }
+        if machine.clientClosed() == .closeUpstream {
+            closeUpstream()
+            services.statistics.withLockedValue { $0.upstreamCancelledByClient += 1 }
+        }
         cancelTimers()
         context.fireChannelInactive()
     }
@@ -219,7 +222,9 @@ final class ProxyHandler: ChannelInboundHandler {
 
     func upstreamWantsRead(from source: UpstreamResponseHandler) -> Bool {
         guard source === upstream else { return true }
-        return machine.upstreamWantsRead() == .read
+        if machine.upstreamWantsRead() == .read { return true }
+        services.statistics.withLockedValue { $0.upstreamReadsHeld += 1 }
+        return false
     }
 
     func upstreamClosed(from source: UpstreamResponseHandler) {
@@ -239,6 +244,7 @@ final class ProxyHandler: ChannelInboundHandler {
     private func watchLimitReached() {
         watchDeadline = nil
         guard machine.watchDeadline() == .endResponse else { return }
+        services.statistics.withLockedValue { $0.watchesEndedAtLimit += 1 }
         finishResponse()
     }
 

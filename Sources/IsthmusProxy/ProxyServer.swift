@@ -51,6 +51,7 @@ final class ProxyServices: Sendable {
     let upstream: UpstreamClient
     let watchLimit: WatchLimit
     let responseHeaderTimeout: TimeAmount
+    let statistics = NIOLockedValueBox(ProxyStatistics())
 
     init(admission: AdmissionPipeline, upstream: UpstreamClient, watchLimit: WatchLimit, responseHeaderTimeout: Duration) {
         self.admission = NIOLockedValueBox(admission)
@@ -58,6 +59,17 @@ final class ProxyServices: Sendable {
         self.watchLimit = watchLimit
         self.responseHeaderTimeout = TimeAmount(responseHeaderTimeout)
     }
+}
+
+/// Counters of rare events on the data path (each costs a lock, so none
+/// is touched per chunk). The metrics endpoint will read these.
+public struct ProxyStatistics: Sendable, Hashable {
+    /// Times an upstream read was held because a client could not take more.
+    public var upstreamReadsHeld = 0
+    /// Watches ended by the proxy's watch limit.
+    public var watchesEndedAtLimit = 0
+    /// Requests cancelled upstream because their client went away.
+    public var upstreamCancelledByClient = 0
 }
 
 /// The authenticating, read-only reverse proxy of DESIGN §3: a TLS listener
@@ -127,6 +139,8 @@ public final class ProxyServer: Sendable {
                                      leeway: configuration.tokenLeeway)
         return AdmissionPipeline(verifier: verifier, policy: policy, cache: VerifiedTokenCache())
     }
+
+    public var statistics: ProxyStatistics { services.statistics.withLockedValue { $0 } }
 
     /// Replaces the admission snapshot (a reload); requests in flight keep theirs.
     public func replaceAdmission(_ admission: AdmissionPipeline) {

@@ -217,7 +217,9 @@ final class UpstreamPool {
                 }
             }
             return promise.futureResult.assumeIsolated().flatMapErrorThrowing { error in
+                // GOAWAY received or the connection failing: send new streams elsewhere.
                 self.state.released(id)
+                self.state.drain(id)
                 throw UpstreamFailure(.connectFailed, "could not open an HTTP/2 stream: \(error)")
             }.map { stream in
                 stream.closeFuture.assumeIsolated().whenComplete { _ in self.state.released(id) }
