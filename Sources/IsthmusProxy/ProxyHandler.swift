@@ -52,6 +52,8 @@ final class ProxyHandler: ChannelInboundHandler {
     private var upstreamProtocol: UpstreamProtocol?
     private var keepAlive = true
     private var isWatch = false
+    /// Body bytes relayed and not yet added to ``ProxyStatistics/bytesRelayed``.
+    private var unreportedBytes = 0
     private var headerTimeout: Scheduled<Void>?
     private var watchDeadline: Scheduled<Void>?
 
@@ -207,6 +209,7 @@ final class ProxyHandler: ChannelInboundHandler {
             }
         case .body(let buffer):
             guard machine.upstreamBody() == .forward else { return }
+            unreportedBytes += buffer.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end:
             guard machine.upstreamEnd() == .forwardEnd else { return }
@@ -223,7 +226,12 @@ final class ProxyHandler: ChannelInboundHandler {
     func upstreamWantsRead(from source: UpstreamResponseHandler) -> Bool {
         guard source === upstream else { return true }
         if machine.upstreamWantsRead() == .read { return true }
-        services.statistics.withLockedValue { $0.upstreamReadsHeld += 1 }
+        let bytes = unreportedBytes
+        unreportedBytes = 0
+        services.statistics.withLockedValue {
+            $0.upstreamReadsHeld += 1
+            $0.bytesRelayed += bytes
+        }
         return false
     }
 
@@ -268,6 +276,11 @@ final class ProxyHandler: ChannelInboundHandler {
     }
 
     private func detachUpstream() {
+        if unreportedBytes > 0 {
+            let bytes = unreportedBytes
+            unreportedBytes = 0
+            services.statistics.withLockedValue { $0.bytesRelayed += bytes }
+        }
         upstream?.detach()
         upstream = nil
         upstreamChannel = nil

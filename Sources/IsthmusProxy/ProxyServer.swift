@@ -70,6 +70,9 @@ public struct ProxyStatistics: Sendable, Hashable {
     public var watchesEndedAtLimit = 0
     /// Requests cancelled upstream because their client went away.
     public var upstreamCancelledByClient = 0
+    /// Response body bytes handed to clients, added when a request ends and
+    /// when a read is held (so a stalled watch is counted too).
+    public var bytesRelayed = 0
 }
 
 /// The authenticating, read-only reverse proxy of DESIGN §3: a TLS listener

@@ -5,6 +5,7 @@ import IsthmusProxy
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import Testing
@@ -53,6 +54,9 @@ struct ProxyBackpressureTests {
             let sslContext = try NIOSSLContext(configuration: tls)
             let received = NIOLockedValueBox(ReceivedResponse())
             let channel = try await ClientBootstrap(group: group)
+                // A small fixed receive buffer (no autotuning): what the kernel
+                // holds for a stalled client stays small and known.
+                .channelOption(.socketOption(.so_rcvbuf), value: 64 * 1024)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
@@ -73,10 +77,10 @@ struct ProxyBackpressureTests {
                 received.withLockedValue { $0.head?.status == .ok && $0.tail(4096).contains(#""type":"ADDED""#) }
             }
 
-            // The client stops reading; the upstream pushes ~8 MB of events.
+            // The client stops reading; the upstream pushes ~14 MB of events.
             try await channel.setOption(ChannelOptions.autoRead, value: false)
-            let blob = String(repeating: "x", count: 100_000)
-            for step in 0..<80 {
+            let blob = String(repeating: "x", count: 1_200_000)
+            for step in 0..<12 {
                 try h.upstream.mergePatch(resource: "services", namespace: "demo", name: "web", patch: .object([
                     ("metadata", .object([("annotations", .object([("blob", .string(blob)), ("step", .string("\(step)"))]))])),
                 ]))
@@ -88,17 +92,86 @@ struct ProxyBackpressureTests {
                 h.proxy.statistics.upstreamReadsHeld > 0
             }
             #expect(h.upstream.openWatchCount == 1, "the stalled watch stays open")
+            // Without backpressure the proxy would keep reading and queue all
+            // ~14 MB for the client; with it, it stops after what the sockets and
+            // NIO's write buffer hold (the proxy's send buffer is at most 4 MB here).
+            // Given time to misbehave, it must not have:
+            try await Task.sleep(for: .milliseconds(500))
+            let relayedWhileStalled = h.proxy.statistics.bytesRelayed
+            #expect(relayedWhileStalled < 10_000_000, "relayed \(relayedWhileStalled) bytes to a client that reads nothing")
 
             // Reading again drains everything, in order, to the last event.
             try await channel.setOption(ChannelOptions.autoRead, value: true)
             channel.read()
             await eventually("the client received the last event") {
-                received.withLockedValue { $0.tail(2048).contains("last-step") }
+                received.withLockedValue { $0.tail(4096).contains("last-step") }
             }
             let text = received.withLockedValue { String(decoding: $0.body, as: UTF8.self) }
             let modified = text.components(separatedBy: #"{"type":"MODIFIED""#).count - 1
-            #expect(modified == 81)
+            #expect(modified == 13)
             try? await channel.close()
+        }
+        try? await group.shutdownGracefully()
+        await h.stop()
+    }
+}
+
+@Suite("Proxy: HTTP/2 stream reset", .serialized)
+struct ProxyStreamResetTests {
+    @Test("an HTTP/2 client that resets its watch stream (RST_STREAM) closes the upstream watch; its connection keeps working")
+    func resetStream() async throws {
+        let h = try await ProxyHarness.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(h.proxy.certificates.caCertificatePEM.utf8)))
+            tls.applicationProtocols = ["h2"]
+            tls.shutdownTimeout = .milliseconds(100)
+            let sslContext = try NIOSSLContext(configuration: tls)
+            let connection = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: nil))
+                    }
+                }
+                .connect(host: "127.0.0.1", port: h.proxy.port).get()
+            let multiplexer = try await connection.eventLoop.flatSubmit {
+                connection.eventLoop.makeCompletedFuture {
+                    try connection.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init(),
+                        inboundStreamInitializer: { $0.close() })
+                }
+            }.get()
+
+            func request(_ target: String) async throws -> (any Channel, NIOLockedValueBox<ReceivedResponse>) {
+                let received = NIOLockedValueBox(ReceivedResponse())
+                let stream = try await multiplexer.createStreamChannel { stream in
+                    stream.eventLoop.makeCompletedFuture {
+                        try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
+                        try stream.pipeline.syncOperations.addHandler(CollectingHandler(received: received))
+                    }
+                }.get()
+                var headers = HTTPHeaders()
+                headers.add(name: "host", value: "127.0.0.1:\(h.proxy.port)")
+                headers.add(name: "authorization", value: "Bearer \(h.peerToken)")
+                stream.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)),
+                             promise: nil)
+                try await stream.writeAndFlush(HTTPClientRequestPart.end(nil))
+                return (stream, received)
+            }
+
+            let (watch, watched) = try await request("/api/v1/namespaces/demo/services?watch=1")
+            await eventually("the watch is open upstream") { h.upstream.openWatchCount == 1 }
+            await eventually("the client got the watch's head") { watched.withLockedValue { $0.head?.status == .ok } }
+            // Closing an open HTTP/2 stream channel sends RST_STREAM; the TCP connection stays.
+            try? await watch.close()  // fails with StreamClosed(CANCEL): the reset was sent
+            await eventually("the upstream watch closed after the stream reset") { h.upstream.openWatchCount == 0 }
+            #expect(h.proxy.statistics.upstreamCancelledByClient == 1)
+
+            let (_, listed) = try await request("/api/v1/namespaces/demo/services")
+            await eventually("a new stream on the same connection is answered") { listed.withLockedValue { $0.ended } }
+            #expect(listed.withLockedValue { $0.head?.status == .ok && $0.tail(100_000).contains(#""name":"web""#) })
+            try? await connection.close()
         }
         try? await group.shutdownGracefully()
         await h.stop()
