@@ -95,7 +95,7 @@ let package = Package(
             name: "IsthmusCLI",
             dependencies: [
                 "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy",
-                "IsthmusFakeAPIServer", "IsthmusHTTP",
+                "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "isthmus", dependencies: ["IsthmusCLI"]),

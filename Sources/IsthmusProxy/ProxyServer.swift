@@ -41,6 +41,11 @@ public struct ProxyConfigurationError: Error, Sendable, CustomStringConvertible 
     public var field: String
     public var problem: String
     public var description: String { "\(field): \(problem)" }
+
+    public init(field: String, problem: String) {
+        self.field = field
+        self.problem = problem
+    }
 }
 
 /// What every request handler shares: the current admission snapshot, the

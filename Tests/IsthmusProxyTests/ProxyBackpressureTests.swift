@@ -128,20 +128,22 @@ struct ProxyStreamResetTests {
             tls.applicationProtocols = ["h2"]
             tls.shutdownTimeout = .milliseconds(100)
             let sslContext = try NIOSSLContext(configuration: tls)
+            // The HTTP/2 handler goes in with the TLS handler: added after connect,
+            // it could miss the server's SETTINGS if the handshake finished first.
+            let multiplexerBox = NIOLockedValueBox<NIOHTTP2Handler.StreamMultiplexer?>(nil)
             let connection = try await ClientBootstrap(group: group)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: nil))
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: nil))
+                        let multiplexer = try sync.configureHTTP2Pipeline(
+                            mode: .client, connectionConfiguration: .init(), streamConfiguration: .init(),
+                            inboundStreamInitializer: { $0.close() })
+                        multiplexerBox.withLockedValue { $0 = multiplexer }
                     }
                 }
                 .connect(host: "127.0.0.1", port: h.proxy.port).get()
-            let multiplexer = try await connection.eventLoop.flatSubmit {
-                connection.eventLoop.makeCompletedFuture {
-                    try connection.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init(),
-                        inboundStreamInitializer: { $0.close() })
-                }
-            }.get()
+            let multiplexer = try #require(multiplexerBox.withLockedValue { $0 })
 
             func request(_ target: String) async throws -> (any Channel, NIOLockedValueBox<ReceivedResponse>) {
                 let received = NIOLockedValueBox(ReceivedResponse())
