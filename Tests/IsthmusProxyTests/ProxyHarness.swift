@@ -169,7 +169,8 @@ struct ProxyHarness {
 
     /// curl arguments for `path` through the proxy; `token` nil sends no Authorization.
     func curlArguments(_ path: String, http1: Bool, token: String?, extraHeaders: [String] = [], method: String = "GET") -> [String] {
-        var args = ["-sS", "--cacert", proxyCA, http1 ? "--http1.1" : "--http2", "-X", method]
+        var args = ["-sS", "--cacert", proxyCA, http1 ? "--http1.1" : "--http2"]
+        args += method == "HEAD" ? ["--head"] : ["-X", method]
         if let token {
             // From a file, so the token never shows in a process listing.
             let file = directory.appendingPathComponent("auth-\(UUID().uuidString).header")

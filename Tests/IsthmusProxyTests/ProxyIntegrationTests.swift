@@ -29,10 +29,18 @@ struct ProxyIntegrationTests {
             for name in ["web", "api", "db"] { #expect(list.stdout.contains(name), "\(list)") }
             let yaml = try await h.kubectl("get", "svc", "web", "-n", "demo", "-o", "yaml")
             #expect(yaml.status == 0 && yaml.stdout.contains("name: web") && yaml.stdout.contains("resourceVersion:"), "\(yaml)")
+            // HEAD is admitted as get and forwarded as HEAD; the fake server answers
+            // it 405 MethodNotAllowed (its own limitation), which is relayed as is,
+            // a bodiless response on either protocol.
+            for http1 in [false, true] {
+                let head = try await h.curl("/api/v1/namespaces/demo/services/web", http1: http1, token: h.peerToken, method: "HEAD")
+                #expect(head.code == 405, "HEAD over \(http1 ? "HTTP/1.1" : "HTTP/2"): \(head)")
+            }
+            #expect(h.upstream.recentRequests.filter { $0.method == "HEAD" }.count == 2)
             let resources = try await h.kubectl("api-resources")
             #expect(resources.status == 0 && resources.stdout.contains("services"), "\(resources)")
 
-            let seen = h.upstream.recentRequests.filter { $0.uri.contains("/services") }
+            let seen = h.upstream.recentRequests.filter { $0.uri.contains("/services") && $0.method == "GET" }
             #expect(!seen.isEmpty)
             // The upstream accepts only the proxy's ServiceAccount token: every 200 proves it was sent.
             #expect(seen.allSatisfy { $0.statusCode == 200 }, "\(seen.map { ($0.uri, $0.statusCode) })")
@@ -218,6 +226,9 @@ struct ProxyIntegrationTests {
             #expect(list.status == 0 && list.stdout.contains("web"), "\(list)")
             #expect(h.upstream.recentRequests.contains { $0.uri.contains("/services") })
             #expect(!h.upstream.recentRequests.contains { $0.http2 })
+            let head = try await h.curl("/api/v1/namespaces/demo/services/web", token: h.peerToken, method: "HEAD")
+            #expect(head.code == 405, "HEAD to an HTTP/1.1 upstream (the fake answers HEAD 405): \(head)")
+            #expect(h.upstream.recentRequests.contains { $0.method == "HEAD" })
 
             let outFile = h.directory.appendingPathComponent("watch.out")
             FileManager.default.createFile(atPath: outFile.path, contents: nil)
