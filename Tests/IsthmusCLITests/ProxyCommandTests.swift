@@ -9,22 +9,24 @@ import Glibc
 /// A long-running `isthmus` subcommand, read until it says where it serves.
 private final class RunningCommand {
     let process = Process()
-    private let stderr = Pipe()
+    private let output = Pipe()
 
-    init(_ arguments: [String]) throws {
+    /// Reads stderr, or stdout when `readStdout`.
+    init(_ arguments: [String], readStdout: Bool = false, in directory: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: CLI.binary)
         process.arguments = arguments
-        process.standardError = stderr
-        process.standardOutput = FileHandle.nullDevice
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        process.standardError = readStdout ? FileHandle.nullDevice : output
+        process.standardOutput = readStdout ? output : FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
         try process.run()
     }
 
-    /// Reads stderr until a line contains `marker`; returns that line (nil at EOF).
+    /// Reads until a line contains `marker`; returns that line (nil at EOF).
     func waitForLine(containing marker: String) -> String? {
         var text = ""
         while true {
-            let data = stderr.fileHandleForReading.availableData
+            let data = output.fileHandleForReading.availableData
             if data.isEmpty { return nil }
             text += String(decoding: data, as: UTF8.self)
             if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }) { return String(line) }
@@ -112,5 +114,39 @@ struct ProxyCommandTests {
         let list = try curl("/api/v1/namespaces", auth: true)
         #expect(list.hasSuffix("\n200") && list.contains("NamespaceList"), "\(list)")
         #expect(try curl("/api/v1/namespaces", auth: false).hasSuffix("\n401"))
+    }
+
+    @Test("isthmus dev: the printed kubectl commands work as the fake peer, delete is refused, Ctrl-C stops it")
+    func dev() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dev = try RunningCommand(["dev", "--policies", CLI.repositoryRoot + "/policies"], readStdout: true, in: dir)
+        defer { dev.stop() }
+        _ = try #require(dev.waitForLine(containing: "Ctrl-C stops everything"))
+        let kubeconfig = dir + "/.isthmus-dev/peer.kubeconfig"
+        #expect(FileManager.default.fileExists(atPath: kubeconfig))
+        func kubectl(_ args: String...) throws -> CLIResult {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
+            process.arguments = ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/kube-cache"] + args
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile()
+            let e = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return CLIResult(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                             stderr: String(decoding: e, as: UTF8.self))
+        }
+        let services = try kubectl("get", "svc", "-A")
+        #expect(services.status == 0 && services.stdout.contains("istiod") && services.stdout.contains("cart"), "\(services)")
+        let slices = try kubectl("get", "endpointslices", "-n", "demo")
+        #expect(slices.status == 0 && slices.stdout.contains("web-abc12"), "\(slices)")
+        let delete = try kubectl("delete", "svc", "web", "-n", "demo")
+        #expect(delete.status != 0 && delete.stderr.contains("read-only"), "\(delete)")
+        kill(dev.process.processIdentifier, SIGINT)
+        dev.process.waitUntilExit()
+        #expect(dev.process.terminationStatus == 0)
     }
 }
