@@ -245,7 +245,17 @@ final class ProxyHandler: ChannelInboundHandler {
             respond(status: UpstreamFailure(.closedBeforeResponse).status)
         case .closeClient:
             cancelTimers()
-            context?.close(promise: nil)
+            guard let context else { return }
+            // What the upstream sent before it went away still reaches the client
+            // (closing now would drop unflushed writes): an empty body part is
+            // framed as nothing, and its promise completes after everything before it.
+            // A client that reads nothing more gets closed anyway, later.
+            let loop = context.eventLoop
+            let fallback = loop.assumeIsolated().scheduleTask(in: .seconds(10)) { context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer())))).assumeIsolated().whenComplete { _ in
+                fallback.cancel()
+                context.close(promise: nil)
+            }
         }
     }
 

@@ -180,6 +180,37 @@ struct ProxyIntegrationTests {
         await h.stop()
     }
 
+    @Test("an upstream that cuts a watch ends the client's stream uncleanly (HTTP/1.1 and HTTP/2), keeping what came before; a re-watch works",
+          arguments: [["h2", "http/1.1"], ["http/1.1"]])
+    func upstreamCutsWatch(upstreamProtocols: [String]) async throws {
+        let h = try await ProxyHarness.start(configure: { $0.upstream.applicationProtocols = upstreamProtocols })
+        var faults = FaultInjection()
+        faults.cutWatchesAfterEvents = 2
+        h.upstream.setFaults(faults)
+        for http1 in [true, false] {
+            // Three services: the cut comes after the second ADDED event, mid-stream.
+            let cut = try await h.run(ProxyHarness.curlPath, ["-N"] + h.curlArguments(
+                "/api/v1/namespaces/demo/services?watch=1", http1: http1, token: h.peerToken))
+            // The response did not end cleanly (curl: 18 partial transfer / 92 HTTP/2 stream error),
+            // so a client knows to re-watch rather than think the watch simply expired.
+            #expect(cut.status != 0, "\(cut)")
+            let events = cut.stdout.components(separatedBy: #"{"type":"ADDED""#).count - 1
+            if upstreamProtocols == ["http/1.1"] {
+                // The upstream's bytes before its close all reach the client.
+                #expect(events == 2, "\(cut)")
+            } else {
+                // Over HTTP/2 the fake server's RST_STREAM overtakes the DATA it had
+                // buffered, so the proxy itself receives only the head.
+                #expect(events <= 2, "\(cut)")
+            }
+        }
+        await eventually("the cut watches are gone upstream") { h.upstream.openWatchCount == 0 }
+        h.upstream.setFaults(FaultInjection())
+        let again = try await h.curl("/api/v1/namespaces/demo/services?watch=1&timeoutSeconds=1", token: h.peerToken)
+        #expect(again.code == 200 && again.body.components(separatedBy: #"{"type":"ADDED""#).count - 1 == 3, "\(again)")
+        await h.stop()
+    }
+
     @Test("the ServiceAccount token is re-read when its file changes")
     func tokenRotation() async throws {
         let h = try await ProxyHarness.start(tokenFileContent: "stale-token\n")
