@@ -211,6 +211,37 @@ struct ProxyIntegrationTests {
         await h.stop()
     }
 
+    @Test("watches that fill their lane get 429 while gets still go through on their own connections")
+    func watchesDoNotStarveGets() async throws {
+        let h = try await ProxyHarness.start(configure: {
+            $0.threads = 1  // one event loop, so one pool and known limits
+            $0.upstream.limits.watchConnections = 1
+            $0.upstream.limits.streamsPerConnection = 2
+        })
+        var watchers: [Process] = []
+        for index in 0..<2 {
+            let out = h.directory.appendingPathComponent("watch-\(index).out")
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            let (p, _, _) = h.process(ProxyHarness.curlPath, ["-N"] + h.curlArguments(
+                "/api/v1/namespaces/demo/services?watch=1", http1: false, token: h.peerToken))
+            p.standardOutput = try FileHandle(forWritingTo: out)
+            try p.run()
+            watchers.append(p)
+        }
+        await eventually("both watches are open upstream") { h.upstream.openWatchCount == 2 }
+        let third = try await h.curl("/api/v1/namespaces/demo/services?watch=1", token: h.peerToken)
+        #expect(third.code == 429 && third.body.contains(#""reason":"TooManyRequests""#), "\(third)")
+        for _ in 0..<3 {
+            let get = try await h.curl("/api/v1/namespaces/demo/services", token: h.peerToken)
+            #expect(get.code == 200, "\(get)")
+        }
+        for p in watchers { await h.kill(p) }
+        await eventually("the watches closed upstream") { h.upstream.openWatchCount == 0 }
+        let again = try await h.curl("/api/v1/namespaces/demo/services?watch=1&timeoutSeconds=1", token: h.peerToken)
+        #expect(again.code == 200, "a released stream makes room again: \(again)")
+        await h.stop()
+    }
+
     @Test("the ServiceAccount token is re-read when its file changes")
     func tokenRotation() async throws {
         let h = try await ProxyHarness.start(tokenFileContent: "stale-token\n")
