@@ -11,10 +11,10 @@ let package = Package(
         .library(name: "IsthmusRequestInfo", targets: ["IsthmusRequestInfo"]),
         .library(name: "IsthmusTrust", targets: ["IsthmusTrust"]),
         .library(name: "IsthmusPolicy", targets: ["IsthmusPolicy"]),
-        .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
         .library(name: "IsthmusKubeTypes", targets: ["IsthmusKubeTypes"]),
         .library(name: "IsthmusHTTP", targets: ["IsthmusHTTP"]),
         .library(name: "IsthmusFakeAPIServer", targets: ["IsthmusFakeAPIServer"]),
+        .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -46,11 +46,6 @@ let package = Package(
                 "IsthmusRequestInfo",
                 .product(name: "Yams", package: "Yams"),
             ]),
-        // The proxy: its admission pipeline (shape, token, policy) is pure and
-        // comes first; the NIO data path is built on it.
-        .target(
-            name: "IsthmusProxy",
-            dependencies: ["IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy"]),
         // Kubernetes wire values: Status, ObjectMeta, WatchEvent as JSON. No I/O.
         .target(name: "IsthmusKubeTypes"),
         // Shared NIO parts: TLS/ALPN server bootstrap (h2 + http/1.1), self-signed
@@ -81,12 +76,26 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // The proxy: its admission pipeline (shape, token, policy) is pure and
+        // comes first; the NIO data path is built on it.
+        .target(
+            name: "IsthmusProxy",
+            dependencies: [
+                "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy", "IsthmusKubeTypes", "IsthmusHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         // The command implementations, kept in a library so tests can drive them.
         .target(
             name: "IsthmusCLI",
             dependencies: [
                 "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy",
-                "IsthmusFakeAPIServer", "IsthmusHTTP",
+                "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "isthmus", dependencies: ["IsthmusCLI"]),
@@ -110,9 +119,6 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
         .testTarget(
-            name: "IsthmusProxyTests",
-            dependencies: ["IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo"]),
-        .testTarget(
             name: "IsthmusKubeTypesTests",
             dependencies: ["IsthmusKubeTypes"]),
         .testTarget(
@@ -127,6 +133,19 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        .testTarget(
+            name: "IsthmusProxyTests",
+            dependencies: [
+                "IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo",
+                "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusKubeTypes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         // Runs the built `isthmus` binary as an operator would.

@@ -1,0 +1,403 @@
+import Foundation
+import IsthmusHTTP
+import IsthmusKubeTypes
+import NIOCore
+import NIOHTTP1
+
+/// Response header fields that describe one hop (RFC 9110 §7.6.1), not the
+/// response: never relayed, plus any field the upstream's `Connection` names.
+enum HopByHop {
+    static let names: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
+        "proxy-authenticate", "proxy-authorization",
+    ]
+
+    static func relayed(_ headers: HTTPHeaders) -> HTTPHeaders {
+        var named: Set<String> = []
+        for value in headers[canonicalForm: "connection"] { named.insert(value.lowercased()) }
+        var out = HTTPHeaders()
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            if names.contains(lower) || named.contains(lower) { continue }
+            out.add(name: name, value: value)
+        }
+        return out
+    }
+}
+
+extension RequestRejection {
+    /// The answer to the client, in kube-apiserver's `Status` shape.
+    var status: Status {
+        let details = self.details.map {
+            Status.Details(name: $0.name.isEmpty ? nil : $0.name, group: $0.group.isEmpty ? nil : $0.group, kind: $0.kind)
+        }
+        return Status(message: message, reason: reason, details: details, code: code)
+    }
+}
+
+/// One HTTP/1.1 connection or one HTTP/2 stream of a client: admits each
+/// request (``AdmissionPipeline``), relays admitted ones to the upstream and
+/// streams the answer back. A thin I/O shell: the decisions are in
+/// ``RelayStateMachine``.
+final class ProxyHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let services: ProxyServices
+    private let version: HTTPProtocolVersion
+    private var machine = RelayStateMachine()
+    private var context: ChannelHandlerContext?
+    private var upstream: UpstreamResponseHandler?
+    private var upstreamChannel: (any Channel)?
+    private var upstreamProtocol: UpstreamProtocol?
+    private var keepAlive = true
+    private var isWatch = false
+    /// Body bytes relayed and not yet added to ``ProxyStatistics/bytesRelayed``.
+    private var unreportedBytes = 0
+    private var headerTimeout: Scheduled<Void>?
+    private var watchDeadline: Scheduled<Void>?
+
+    init(services: ProxyServices, version: HTTPProtocolVersion) {
+        self.services = services
+        self.version = version
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Client side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let head) = unwrapInboundIn(data) else {
+            // Bodies are refused at admission; `.end` needs nothing.
+            return
+        }
+        guard machine.isIdle else {
+            // Cannot happen on HTTP/1.1 (NIO's pipelining handler holds the next
+            // request until this response ends) nor on an HTTP/2 stream (one
+            // request each); if it does, the connection is no longer trustworthy.
+            context.close(promise: nil)
+            return
+        }
+        keepAlive = version == .http2 || head.isKeepAlive
+        if head.uri == "/healthz" || head.uri.hasPrefix("/healthz?") {
+            respond(code: .ok, contentType: "text/plain; charset=utf-8", body: Array("ok".utf8))
+            return
+        }
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(head.headers.count)
+        for (name, value) in head.headers { headers.append((name, value)) }
+        let request = ProxyRequestHead(method: head.method.rawValue, target: head.uri, headers: headers)
+        let admission = services.admission.withLockedValue { $0 }
+        let admitted: AdmittedRequest
+        do {
+            admitted = try admission.admit(request, now: Int64(Date().timeIntervalSince1970))
+        } catch {
+            respond(status: error.status)
+            return
+        }
+        guard let token = services.upstream.token.current else {
+            respond(status: UpstreamFailure(.noCredentials, "no ServiceAccount token").status)
+            return
+        }
+        machine.admitted()
+        isWatch = admitted.attributes.verb == .watch
+        var upstreamHeaders = HTTPHeaders()
+        upstreamHeaders.add(name: "host", value: services.upstream.authority)
+        for header in admitted.forwardHeaders { upstreamHeaders.add(name: header.name, value: header.value) }
+        upstreamHeaders.add(name: "authorization", value: "Bearer " + token)
+        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: admitted.forwardTarget,
+                                           headers: upstreamHeaders)
+        services.upstream.openStream(on: context.eventLoop, lane: isWatch ? .watch : .short)
+            .assumeIsolated().whenComplete { result in
+                self.upstreamOpened(result, head: upstreamHead)
+            }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if machine.clientWritabilityChanged(writable: context.channel.isWritable) == .resumeReading {
+            upstream?.resumeReading()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // The client closed its connection or reset its stream: cancel upstream now.
+        if machine.clientClosed() == .closeUpstream {
+            closeUpstream()
+            services.statistics.withLockedValue { $0.upstreamCancelledByClient += 1 }
+        }
+        cancelTimers()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: Upstream side
+
+    private func upstreamOpened(_ result: Result<UpstreamStream, any Error>, head: HTTPRequestHead) {
+        switch result {
+        case .failure(let error):
+            if machine.upstreamFailed() == .respond {
+                let failure = error as? UpstreamFailure ?? UpstreamFailure(.connectFailed, "\(error)")
+                respond(status: failure.status)
+            }
+        case .success(let stream):
+            guard machine.upstreamOpened() == .sendRequest else {
+                stream.channel.close(promise: nil)
+                return
+            }
+            let handler = UpstreamResponseHandler(relay: self)
+            do {
+                try stream.channel.pipeline.syncOperations.addHandler(handler)
+            } catch {
+                stream.channel.close(promise: nil)
+                if machine.upstreamFailed() == .respond {
+                    respond(status: UpstreamFailure(.closedBeforeResponse, "\(error)").status)
+                }
+                return
+            }
+            upstream = handler
+            upstreamChannel = stream.channel
+            upstreamProtocol = stream.protocol
+            var head = head
+            if stream.protocol == .http1 { head.headers.add(name: "connection", value: "close") }
+            stream.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            stream.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            if let loop = context?.eventLoop {
+                let bound = NIOLoopBound(self, eventLoop: loop)
+                headerTimeout = loop.scheduleTask(in: services.responseHeaderTimeout) {
+                    bound.value.responseHeaderTimedOut()
+                }
+            }
+        }
+    }
+
+    private func responseHeaderTimedOut() {
+        headerTimeout = nil
+        if machine.upstreamFailed() == .respond {
+            closeUpstream()
+            respond(status: UpstreamFailure(.responseHeaderTimeout).status)
+        }
+    }
+
+    /// From ``UpstreamResponseHandler``, on this loop.
+    func upstreamRead(_ part: HTTPClientResponsePart, from source: UpstreamResponseHandler) {
+        guard source === upstream, let context else { return }
+        switch part {
+        case .head(let head):
+            headerTimeout?.cancel()
+            headerTimeout = nil
+            guard machine.upstreamHead(clientWritable: context.channel.isWritable) == .forward else { return }
+            var headers = HopByHop.relayed(head.headers)
+            if version == .http1_1 && !keepAlive { headers.add(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))),
+                          promise: nil)
+            if isWatch && head.status == .ok {
+                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                let limit = services.watchLimit.duration(unit: Double.random(in: 0..<1))
+                watchDeadline = context.eventLoop.scheduleTask(in: TimeAmount(limit)) {
+                    bound.value.watchLimitReached()
+                }
+            }
+        case .body(let buffer):
+            guard machine.upstreamBody() == .forward else { return }
+            unreportedBytes += buffer.readableBytes
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end:
+            guard machine.upstreamEnd() == .forwardEnd else { return }
+            finishResponse()
+        }
+    }
+
+    /// Everything the upstream delivered in one read goes out in one flush.
+    func upstreamReadComplete(from source: UpstreamResponseHandler) {
+        guard source === upstream else { return }
+        context?.flush()
+    }
+
+    func upstreamWantsRead(from source: UpstreamResponseHandler) -> Bool {
+        guard source === upstream else { return true }
+        if machine.upstreamWantsRead() == .read { return true }
+        let bytes = unreportedBytes
+        unreportedBytes = 0
+        services.statistics.withLockedValue {
+            $0.upstreamReadsHeld += 1
+            $0.bytesRelayed += bytes
+        }
+        return false
+    }
+
+    func upstreamClosed(from source: UpstreamResponseHandler) {
+        guard source === upstream else { return }
+        detachUpstream()
+        switch machine.upstreamClosed() {
+        case .none: break
+        case .respondBadGateway:
+            cancelTimers()
+            respond(status: UpstreamFailure(.closedBeforeResponse).status)
+        case .closeClient:
+            cancelTimers()
+            guard let context else { return }
+            // What the upstream sent before it went away still reaches the client
+            // (closing now would drop unflushed writes): an empty body part is
+            // framed as nothing, and its promise completes after everything before it.
+            // A client that reads nothing more gets closed anyway, later.
+            let loop = context.eventLoop
+            let fallback = loop.assumeIsolated().scheduleTask(in: .seconds(10)) { context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer())))).assumeIsolated().whenComplete { _ in
+                fallback.cancel()
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func watchLimitReached() {
+        watchDeadline = nil
+        guard machine.watchDeadline() == .endResponse else { return }
+        services.statistics.withLockedValue { $0.watchesEndedAtLimit += 1 }
+        finishResponse()
+    }
+
+    /// Ends the client's response and lets go of the upstream stream: an
+    /// HTTP/2 stream that ended closes itself; one cut short is reset.
+    private func finishResponse() {
+        cancelTimers()
+        closeUpstream()
+        guard let context else { return }
+        if version == .http1_1 && !keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    private func closeUpstream() {
+        let channel = upstreamChannel
+        detachUpstream()
+        channel?.close(promise: nil)
+    }
+
+    private func detachUpstream() {
+        if unreportedBytes > 0 {
+            let bytes = unreportedBytes
+            unreportedBytes = 0
+            services.statistics.withLockedValue { $0.bytesRelayed += bytes }
+        }
+        upstream?.detach()
+        upstream = nil
+        upstreamChannel = nil
+        upstreamProtocol = nil
+    }
+
+    private func cancelTimers() {
+        headerTimeout?.cancel()
+        headerTimeout = nil
+        watchDeadline?.cancel()
+        watchDeadline = nil
+    }
+
+    // MARK: Local answers
+
+    private func respond(status: Status) {
+        let (head, body) = KubeResponse.status(status, priorityAndFairness: status.code != 401)
+        write(head: head, body: body)
+    }
+
+    private func respond(code: HTTPResponseStatus, contentType: String, body: [UInt8]) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "content-length", value: String(body.count))
+        write(head: HTTPResponseHead(version: .http1_1, status: code, headers: headers), body: ByteBuffer(bytes: body))
+    }
+
+    private func write(head: HTTPResponseHead, body: ByteBuffer) {
+        guard let context, machine.state != .closed else { return }
+        var head = head
+        if version == .http1_1 && !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        if version == .http1_1 && !keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension ProxyHandler: Sendable {}
+
+/// The last handler of an upstream stream: hands the response to its
+/// ``ProxyHandler`` (same event loop) and holds the stream's reads while the
+/// client cannot take more.
+final class UpstreamResponseHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private var relay: ProxyHandler?
+    private var context: ChannelHandlerContext?
+    private var readHeld = false
+
+    init(relay: ProxyHandler) {
+        self.relay = relay
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        relay = nil
+    }
+
+    /// The relay is done with this stream; whatever still arrives is dropped.
+    func detach() {
+        relay = nil
+        resumeReading()
+    }
+
+    func resumeReading() {
+        guard readHeld, let context else { return }
+        readHeld = false
+        context.read()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        relay?.upstreamRead(unwrapInboundIn(data), from: self)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        relay?.upstreamReadComplete(from: self)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let relay, !relay.upstreamWantsRead(from: self) {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        relay?.upstreamClosed(from: self)
+        relay = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamResponseHandler: Sendable {}

@@ -1,0 +1,165 @@
+import Foundation
+import IsthmusHTTP
+import IsthmusPolicy
+import IsthmusTrust
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// Everything `isthmus proxy` needs to serve. Plain data, checked once at start.
+public struct ProxyConfiguration: Sendable {
+    /// Address to listen on.
+    public var host = "0.0.0.0"
+    /// 0 picks a free port; read the bound one from ``ProxyServer/port``.
+    public var port = 8443
+    /// The serving certificate; nil generates a self-signed one (dev and tests).
+    public var tls: ServingCertificates?
+    public var upstream: UpstreamConfiguration
+    /// The trusted peers file (JSON), as written by `isthmus peers add`.
+    public var peersFile: String
+    /// The directory of allowlist policies (`*.yaml`).
+    public var policyDirectory: String
+    /// This cluster's UUID: the `aud` every token must carry.
+    public var localClusterUUID: String
+    /// Clock skew allowed on `nbf` / `exp`.
+    public var tokenLeeway: Duration = TokenVerifier.defaultLeeway
+    /// Watches end cleanly after this (with jitter) so clients re-watch.
+    public var watchLimit = WatchLimit()
+    /// Event loop threads (the upstream pools live on the same loops).
+    public var threads = System.coreCount
+
+    public init(upstream: UpstreamConfiguration, peersFile: String, policyDirectory: String, localClusterUUID: String) {
+        self.upstream = upstream
+        self.peersFile = peersFile
+        self.policyDirectory = policyDirectory
+        self.localClusterUUID = localClusterUUID
+    }
+}
+
+/// A configuration error, naming the field, raised before listening.
+public struct ProxyConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var field: String
+    public var problem: String
+    public var description: String { "\(field): \(problem)" }
+
+    public init(field: String, problem: String) {
+        self.field = field
+        self.problem = problem
+    }
+}
+
+/// What every request handler shares: the current admission snapshot, the
+/// upstream client, the limits. Read on the data path without an actor hop.
+final class ProxyServices: Sendable {
+    /// Swapped whole on a reload of peers or policy; a request copies it once.
+    let admission: NIOLockedValueBox<AdmissionPipeline>
+    let upstream: UpstreamClient
+    let watchLimit: WatchLimit
+    let responseHeaderTimeout: TimeAmount
+    let statistics = NIOLockedValueBox(ProxyStatistics())
+
+    init(admission: AdmissionPipeline, upstream: UpstreamClient, watchLimit: WatchLimit, responseHeaderTimeout: Duration) {
+        self.admission = NIOLockedValueBox(admission)
+        self.upstream = upstream
+        self.watchLimit = watchLimit
+        self.responseHeaderTimeout = TimeAmount(responseHeaderTimeout)
+    }
+}
+
+/// Counters of rare events on the data path (each costs a lock, so none
+/// is touched per chunk). The metrics endpoint will read these.
+public struct ProxyStatistics: Sendable, Hashable {
+    /// Times an upstream read was held because a client could not take more.
+    public var upstreamReadsHeld = 0
+    /// Watches ended by the proxy's watch limit.
+    public var watchesEndedAtLimit = 0
+    /// Requests cancelled upstream because their client went away.
+    public var upstreamCancelledByClient = 0
+    /// Response body bytes handed to clients, added when a request ends and
+    /// when a read is held (so a stalled watch is counted too).
+    public var bytesRelayed = 0
+}
+
+/// The authenticating, read-only reverse proxy of DESIGN §3: a TLS listener
+/// (h2 and http/1.1) whose handlers admit each request and relay it to the
+/// API server through ``UpstreamClient``.
+public final class ProxyServer: Sendable {
+    public let port: Int
+    /// The serving certificate in use (generated or given); its CA goes into kubeconfigs.
+    public let certificates: ServingCertificates
+    private let server: HTTPServer
+    private let services: ProxyServices
+    private let group: MultiThreadedEventLoopGroup
+
+    private init(port: Int, certificates: ServingCertificates, server: HTTPServer, services: ProxyServices,
+                 group: MultiThreadedEventLoopGroup) {
+        self.port = port
+        self.certificates = certificates
+        self.server = server
+        self.services = services
+        self.group = group
+    }
+
+    /// Loads peers and policy (a bad one fails here, naming the field), then listens.
+    public static func start(_ configuration: ProxyConfiguration) async throws -> ProxyServer {
+        let admission = try loadAdmission(configuration)
+        let certificates = try configuration.tls ?? ServingCertificates.generate(commonName: "isthmus-proxy")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        do {
+            let upstream: UpstreamClient
+            do {
+                upstream = try UpstreamClient(configuration: configuration.upstream, group: group)
+            } catch {
+                throw ProxyConfigurationError(field: "upstream", problem: "\(error)")
+            }
+            upstream.token.startRefreshing(every: configuration.upstream.tokenRefreshInterval)
+            let services = ProxyServices(admission: admission, upstream: upstream, watchLimit: configuration.watchLimit,
+                                         responseHeaderTimeout: configuration.upstream.responseHeaderTimeout)
+            let server = try await HTTPServer.start(
+                group: group,
+                configuration: HTTPServerConfiguration(host: configuration.host, port: configuration.port, tls: certificates),
+                makeHandler: { version in ProxyHandler(services: services, version: version) })
+            return ProxyServer(port: server.port, certificates: certificates, server: server, services: services, group: group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    static func loadAdmission(_ configuration: ProxyConfiguration) throws -> AdmissionPipeline {
+        let peers: TrustedPeers
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: configuration.peersFile))
+            peers = try TrustedPeers(json: [UInt8](data))
+        } catch {
+            throw ProxyConfigurationError(field: "peersFile", problem: "\(error)")
+        }
+        let policy: PolicySet
+        do {
+            policy = try PolicySet.load(directory: configuration.policyDirectory)
+        } catch {
+            throw ProxyConfigurationError(field: "policyDirectory", problem: "\(error)")
+        }
+        guard TrustedPeer.isValidClusterID(configuration.localClusterUUID) else {
+            throw ProxyConfigurationError(field: "localClusterUUID", problem: "not a cluster UUID")
+        }
+        let verifier = TokenVerifier(localClusterUUID: configuration.localClusterUUID, peers: peers,
+                                     leeway: configuration.tokenLeeway)
+        return AdmissionPipeline(verifier: verifier, policy: policy, cache: VerifiedTokenCache())
+    }
+
+    public var statistics: ProxyStatistics { services.statistics.withLockedValue { $0 } }
+
+    /// Replaces the admission snapshot (a reload); requests in flight keep theirs.
+    public func replaceAdmission(_ admission: AdmissionPipeline) {
+        services.admission.withLockedValue { $0 = admission }
+    }
+
+    /// Stops accepting, closes upstream connections (open watches end with
+    /// them), and stops the event loops.
+    public func shutdown() async throws {
+        try? await server.close()
+        try? await services.upstream.shutdown().get()
+        try await group.shutdownGracefully()
+    }
+}

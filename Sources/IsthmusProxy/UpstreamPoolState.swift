@@ -1,0 +1,151 @@
+/// Which connections a request may ride on.
+///
+/// Watches live for up to half an hour; short requests (get, list, discovery)
+/// for milliseconds. On one connection a few hundred open watches would use
+/// up the stream budget and share the connection's flow-control window with
+/// every list, so watches get connections of their own and a `get` never
+/// queues behind them.
+public enum UpstreamLane: Sendable, Hashable {
+    case short
+    case watch
+}
+
+/// The wire protocol a connection negotiated by ALPN.
+public enum UpstreamProtocol: Sendable, Hashable {
+    /// Many concurrent streams per connection.
+    case http2
+    /// One request per connection, closed after it (no reuse).
+    case http1
+}
+
+/// Bounds of one event loop's upstream pool.
+public struct UpstreamPoolLimits: Sendable, Hashable {
+    /// HTTP/2 connections for short requests.
+    public var shortConnections = 4
+    /// HTTP/2 connections for watches.
+    public var watchConnections = 4
+    /// Concurrent streams the proxy opens on one HTTP/2 connection (kube-apiserver
+    /// allows 100 by default, and so does NIO).
+    public var streamsPerConnection = 100
+
+    public init() {}
+
+    /// At most this many connections in `lane` (HTTP/1.1 carries one request each,
+    /// so it gets as many connections as HTTP/2 would get streams).
+    func maxConnections(_ lane: UpstreamLane, protocol: UpstreamProtocol?) -> Int {
+        let connections = lane == .short ? shortConnections : watchConnections
+        return `protocol` == .http1 ? connections * streamsPerConnection : connections
+    }
+}
+
+/// Decides which upstream connection a new request uses, and when to open
+/// one. Pure and loop-confined by its owner (``UpstreamPool``), so its rules
+/// are tested without sockets.
+struct UpstreamPoolState {
+    typealias ConnectionID = Int
+
+    enum ConnectionState: Equatable {
+        case connecting
+        case ready(UpstreamProtocol)
+        /// GOAWAY or failure: no new streams, existing ones finish.
+        case draining
+    }
+
+    struct Connection: Equatable {
+        var lane: UpstreamLane
+        var state: ConnectionState
+        /// Streams leased (including those waiting for the connection to be ready).
+        var streams: Int
+    }
+
+    enum LeaseDecision: Equatable {
+        /// A ready connection has room: open a stream on it now.
+        case use(ConnectionID)
+        /// A connection is being opened and has room: wait for it.
+        case wait(ConnectionID)
+        /// Open a new connection and wait for it.
+        case open(ConnectionID)
+        /// Every connection the lane may have is at its budget.
+        case exhausted
+    }
+
+    let limits: UpstreamPoolLimits
+    private(set) var connections: [ConnectionID: Connection] = [:]
+    private var nextID = 0
+    /// Learned from the first connection: an HTTP/1.1-only upstream stays one.
+    private(set) var upstreamProtocol: UpstreamProtocol?
+
+    init(limits: UpstreamPoolLimits) {
+        self.limits = limits
+    }
+
+    private func capacity(_ connection: Connection) -> Int {
+        switch connection.state {
+        case .ready(.http1): 1
+        case .ready(.http2): limits.streamsPerConnection
+        // Optimistic: an unknown connection is assumed to be HTTP/2 unless the
+        // upstream already showed it is not.
+        case .connecting: upstreamProtocol == .http1 ? 1 : limits.streamsPerConnection
+        case .draining: 0
+        }
+    }
+
+    /// Leases a stream in `lane`: the least-loaded connection with room, so load
+    /// spreads instead of filling one connection to its budget first.
+    mutating func lease(_ lane: UpstreamLane) -> LeaseDecision {
+        var best: (id: ConnectionID, connection: Connection)?
+        for (id, connection) in connections where connection.lane == lane && connection.streams < capacity(connection) {
+            if let current = best {
+                if connection.streams < current.connection.streams
+                    || (connection.streams == current.connection.streams && id < current.id) {
+                    best = (id, connection)
+                }
+            } else {
+                best = (id, connection)
+            }
+        }
+        if let best {
+            connections[best.id]?.streams += 1
+            return best.connection.state == .connecting ? .wait(best.id) : .use(best.id)
+        }
+        let open = connections.values.filter { $0.lane == lane && $0.state != .draining }.count
+        guard open < limits.maxConnections(lane, protocol: upstreamProtocol) else { return .exhausted }
+        let id = nextID
+        nextID += 1
+        connections[id] = Connection(lane: lane, state: .connecting, streams: 1)
+        return .open(id)
+    }
+
+    /// The connection finished TLS and ALPN. Returns how many of its waiting
+    /// leases it can serve; the rest must lease again (an HTTP/1.1 connection
+    /// serves one).
+    mutating func connected(_ id: ConnectionID, protocol: UpstreamProtocol) -> Int {
+        upstreamProtocol = `protocol`
+        guard var connection = connections[id] else { return 0 }
+        connection.state = .ready(`protocol`)
+        let served = min(connection.streams, capacity(connection))
+        connection.streams = served
+        connections[id] = connection
+        return served
+    }
+
+    /// A stream (or, for HTTP/1.1, the request) on `id` is over.
+    mutating func released(_ id: ConnectionID) {
+        guard var connection = connections[id] else { return }
+        connection.streams = max(0, connection.streams - 1)
+        connections[id] = connection
+    }
+
+    /// No new streams on `id` (GOAWAY, an error); its open streams finish, and it
+    /// no longer counts against the lane's limit so a replacement can open.
+    mutating func drain(_ id: ConnectionID) {
+        connections[id]?.state = .draining
+    }
+
+    /// The connection is gone (closed, or it never connected).
+    mutating func closed(_ id: ConnectionID) {
+        connections[id] = nil
+    }
+
+    func streams(on id: ConnectionID) -> Int? { connections[id]?.streams }
+}

@@ -1,0 +1,85 @@
+import Testing
+
+@testable import IsthmusProxy
+
+@Suite("Upstream pool state")
+struct UpstreamPoolStateTests {
+    private func limits(short: Int = 2, watch: Int = 2, streams: Int = 3) -> UpstreamPoolLimits {
+        var limits = UpstreamPoolLimits()
+        limits.shortConnections = short
+        limits.watchConnections = watch
+        limits.streamsPerConnection = streams
+        return limits
+    }
+
+    @Test("the first request opens a connection; the next ones wait for it until its budget")
+    func firstConnection() {
+        var pool = UpstreamPoolState(limits: limits())
+        #expect(pool.lease(.short) == .open(0))
+        #expect(pool.lease(.short) == .wait(0))
+        #expect(pool.lease(.short) == .wait(0))
+        #expect(pool.lease(.short) == .open(1))  // 0 is at its budget of 3
+        #expect(pool.connected(0, protocol: .http2) == 3)
+        #expect(pool.lease(.short) == .wait(1))
+    }
+
+    @Test("a full lane is exhausted; a released stream makes room")
+    func exhausted() {
+        var pool = UpstreamPoolState(limits: limits(short: 1, streams: 2))
+        #expect(pool.lease(.short) == .open(0))
+        _ = pool.connected(0, protocol: .http2)
+        #expect(pool.lease(.short) == .use(0))
+        #expect(pool.lease(.short) == .exhausted)
+        pool.released(0)
+        #expect(pool.lease(.short) == .use(0))
+    }
+
+    @Test("watches never take short-request connections, so long watches cannot starve gets")
+    func lanes() {
+        var pool = UpstreamPoolState(limits: limits(short: 1, watch: 1, streams: 2))
+        #expect(pool.lease(.watch) == .open(0))
+        _ = pool.connected(0, protocol: .http2)
+        #expect(pool.lease(.watch) == .use(0))
+        #expect(pool.lease(.watch) == .exhausted)
+        #expect(pool.lease(.short) == .open(1))
+        _ = pool.connected(1, protocol: .http2)
+        #expect(pool.lease(.short) == .use(1))
+    }
+
+    @Test("streams spread over ready connections, least loaded first")
+    func spreads() {
+        var pool = UpstreamPoolState(limits: limits(short: 2, streams: 3))
+        _ = pool.lease(.short); _ = pool.connected(0, protocol: .http2)
+        #expect(pool.lease(.short) == .use(0))
+        #expect(pool.lease(.short) == .use(0))
+        #expect(pool.streams(on: 0) == 3)
+        #expect(pool.lease(.short) == .open(1))
+        _ = pool.connected(1, protocol: .http2)
+        pool.released(0); pool.released(0)
+        // 1 stream on each: the tie goes to the older connection, then the other.
+        #expect(pool.lease(.short) == .use(0))
+        #expect(pool.lease(.short) == .use(1))
+    }
+
+    @Test("an HTTP/1.1 upstream serves one waiter per connection; the rest open their own")
+    func http1Fallback() {
+        var pool = UpstreamPoolState(limits: limits(short: 1, streams: 3))
+        #expect(pool.lease(.short) == .open(0))
+        #expect(pool.lease(.short) == .wait(0))
+        #expect(pool.connected(0, protocol: .http1) == 1)
+        // Now known to be HTTP/1.1: one connection per request, up to connections × budget.
+        #expect(pool.lease(.short) == .open(1))
+        #expect(pool.lease(.short) == .open(2))
+        #expect(pool.lease(.short) == .exhausted)
+    }
+
+    @Test("a closed or draining connection takes no new streams and frees its slot")
+    func closedAndDraining() {
+        var pool = UpstreamPoolState(limits: limits(short: 1, streams: 3))
+        _ = pool.lease(.short); _ = pool.connected(0, protocol: .http2)
+        pool.drain(0)
+        #expect(pool.lease(.short) == .open(1))
+        pool.closed(1)
+        #expect(pool.lease(.short) == .open(2))
+    }
+}
