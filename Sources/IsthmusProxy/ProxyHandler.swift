@@ -64,10 +64,31 @@ final class ProxyHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let active = services.relays[ObjectIdentifier(context.eventLoop)]?.value {
+            active.handlers[ObjectIdentifier(self)] = self
+            if active.draining { drain() }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        services.relays[ObjectIdentifier(context.eventLoop)]?.value.handlers[ObjectIdentifier(self)] = nil
         self.context = nil
+    }
+
+    /// The proxy is shutting down: a watch ends cleanly now (client-go
+    /// re-watches, elsewhere); a short request finishes; an idle HTTP/1.1
+    /// connection closes, and a busy one closes after its response.
+    func drain() {
+        guard let context else { return }
+        keepAlive = false
+        switch machine.state {
+        case .idle:
+            if version == .http1_1 { context.close(promise: nil) }
+        case .streaming where isWatch:
+            if machine.watchDeadline() == .endResponse { finishResponse() }
+        case .connecting, .awaitingHead, .streaming, .closed:
+            break
+        }
     }
 
     // MARK: Client side

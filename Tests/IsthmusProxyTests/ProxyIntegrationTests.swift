@@ -242,6 +242,31 @@ struct ProxyIntegrationTests {
         await h.stop()
     }
 
+    @Test("shutdown ends open watches cleanly (HTTP/1.1 and HTTP/2) so clients re-watch")
+    func gracefulShutdown() async throws {
+        let h = try await ProxyHarness.start()
+        var watchers: [(Process, URL)] = []
+        for http1 in [true, false] {
+            let out = h.directory.appendingPathComponent("watch-\(http1).out")
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            let (p, _, _) = h.process(ProxyHarness.curlPath, ["-N"] + h.curlArguments(
+                "/api/v1/namespaces/demo/services?watch=1", http1: http1, token: h.peerToken))
+            p.standardOutput = try FileHandle(forWritingTo: out)
+            try p.run()
+            watchers.append((p, out))
+        }
+        await eventually("both watches are open upstream") { h.upstream.openWatchCount == 2 }
+        try await h.proxy.shutdown(grace: .seconds(20))
+        for (p, out) in watchers {
+            await Task.detached { p.waitUntilExit() }.value
+            // curl exits 0 only when the response ended properly (last chunk / END_STREAM).
+            #expect(p.terminationStatus == 0, "curl exit \(p.terminationStatus)")
+            #expect(((try? String(contentsOf: out, encoding: .utf8)) ?? "").contains(#"{"type":"ADDED""#))
+        }
+        await eventually("the upstream watches closed") { h.upstream.openWatchCount == 0 }
+        await h.stop()
+    }
+
     @Test("the ServiceAccount token is re-read when its file changes")
     func tokenRotation() async throws {
         let h = try await ProxyHarness.start(tokenFileContent: "stale-token\n")
