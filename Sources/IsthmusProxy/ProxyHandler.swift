@@ -49,7 +49,6 @@ final class ProxyHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var upstream: UpstreamResponseHandler?
     private var upstreamChannel: (any Channel)?
-    private var upstreamProtocol: UpstreamProtocol?
     private var keepAlive = true
     private var isWatch = false
     /// Body bytes relayed and not yet added to ``ProxyStatistics/bytesRelayed``.
@@ -187,7 +186,6 @@ final class ProxyHandler: ChannelInboundHandler {
             }
             upstream = handler
             upstreamChannel = stream.channel
-            upstreamProtocol = stream.protocol
             var head = head
             if stream.protocol == .http1 { head.headers.add(name: "connection", value: "close") }
             stream.channel.write(HTTPClientRequestPart.head(head), promise: nil)
@@ -315,7 +313,6 @@ final class ProxyHandler: ChannelInboundHandler {
         upstream?.detach()
         upstream = nil
         upstreamChannel = nil
-        upstreamProtocol = nil
     }
 
     private func cancelTimers() {
