@@ -50,6 +50,8 @@ final class ProxyHandler: ChannelInboundHandler {
     private var upstream: UpstreamResponseHandler?
     private var upstreamChannel: (any Channel)?
     private var keepAlive = true
+    /// A response to HEAD carries the headers of a body but never the body.
+    private var isHead = false
     private var isWatch = false
     /// Body bytes relayed and not yet added to ``ProxyStatistics/bytesRelayed``.
     private var unreportedBytes = 0
@@ -105,6 +107,7 @@ final class ProxyHandler: ChannelInboundHandler {
             return
         }
         keepAlive = version == .http2 || head.isKeepAlive
+        isHead = head.method == .HEAD
         if head.uri == "/healthz" || head.uri.hasPrefix("/healthz?") {
             respond(code: .ok, contentType: "text/plain; charset=utf-8", body: Array("ok".utf8))
             return
@@ -341,7 +344,7 @@ final class ProxyHandler: ChannelInboundHandler {
         var head = head
         if version == .http1_1 && !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        if !isHead { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         if version == .http1_1 && !keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {

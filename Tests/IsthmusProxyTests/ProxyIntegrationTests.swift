@@ -37,6 +37,12 @@ struct ProxyIntegrationTests {
                 #expect(head.code == 405, "HEAD over \(http1 ? "HTTP/1.1" : "HTTP/2"): \(head)")
             }
             #expect(h.upstream.recentRequests.filter { $0.method == "HEAD" }.count == 2)
+            // A refused HEAD gets the Status's headers and no body; the HTTP/1.1
+            // connection stays usable (curl reuses it for the second URL).
+            let refusedHead = try await h.run(ProxyHarness.curlPath, ["-sS", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n",
+                "--cacert", h.proxyCA, "--http1.1", "--head", "-H", "Authorization: Bearer not-a-jwt",
+                h.proxyURL + "/api/v1/services", h.proxyURL + "/healthz"])
+            #expect(refusedHead.status == 0 && refusedHead.stdout == "401 1\n200 0\n", "\(refusedHead)")
             let resources = try await h.kubectl("api-resources")
             #expect(resources.status == 0 && resources.stdout.contains("services"), "\(resources)")
 
