@@ -56,6 +56,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Upstream response-header bound, e.g. 30s.")
     var upstreamHeaderTimeout = "30s"
 
+    @Option(help: "On SIGTERM/SIGINT: how long watches and requests get to end cleanly before connections are closed, e.g. 10s.")
+    var shutdownGrace = "10s"
+
     @Option(help: "Write the serving CA (PEM) here, for kubeconfigs (useful with a generated certificate).")
     var writeCA: String?
 
@@ -64,11 +67,12 @@ struct ProxyCommand: AsyncParsableCommand {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         for (flag, value) in [("--token-leeway", tokenLeeway), ("--max-watch", maxWatch),
                               ("--upstream-connect-timeout", upstreamConnectTimeout),
-                              ("--upstream-header-timeout", upstreamHeaderTimeout)] {
+                              ("--upstream-header-timeout", upstreamHeaderTimeout),
+                              ("--shutdown-grace", shutdownGrace)] {
             guard let seconds = parseDurationSeconds(value), seconds >= 0 else {
                 throw ValidationError("\(flag) must be a duration like 90s, 15m or 1h30m, got '\(value)'")
             }
-            if flag != "--token-leeway" && seconds == 0 { throw ValidationError("\(flag) must be above zero") }
+            if flag != "--token-leeway" && flag != "--shutdown-grace" && seconds == 0 { throw ValidationError("\(flag) must be above zero") }
         }
     }
 
@@ -136,7 +140,7 @@ struct ProxyCommand: AsyncParsableCommand {
         printError("isthmus proxy: serving https://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
         await APIServerCommand.waitForTerminationSignal()
         printError("isthmus proxy: shutting down")
-        try await proxy.shutdown()
+        try await proxy.shutdown(grace: seconds(shutdownGrace))
     }
 
     /// Configuration fields by the flag an operator sets them with.

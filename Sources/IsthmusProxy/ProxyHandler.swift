@@ -49,8 +49,9 @@ final class ProxyHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var upstream: UpstreamResponseHandler?
     private var upstreamChannel: (any Channel)?
-    private var upstreamProtocol: UpstreamProtocol?
     private var keepAlive = true
+    /// A response to HEAD carries the headers of a body but never the body.
+    private var isHead = false
     private var isWatch = false
     /// Body bytes relayed and not yet added to ``ProxyStatistics/bytesRelayed``.
     private var unreportedBytes = 0
@@ -64,10 +65,31 @@ final class ProxyHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let active = services.relays[ObjectIdentifier(context.eventLoop)]?.value {
+            active.handlers[ObjectIdentifier(self)] = self
+            if active.draining { drain() }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        services.relays[ObjectIdentifier(context.eventLoop)]?.value.handlers[ObjectIdentifier(self)] = nil
         self.context = nil
+    }
+
+    /// The proxy is shutting down: a watch ends cleanly now (client-go
+    /// re-watches, elsewhere); a short request finishes; an idle HTTP/1.1
+    /// connection closes, and a busy one closes after its response.
+    func drain() {
+        guard let context else { return }
+        keepAlive = false
+        switch machine.state {
+        case .idle:
+            if version == .http1_1 { context.close(promise: nil) }
+        case .streaming where isWatch:
+            if machine.watchDeadline() == .endResponse { finishResponse() }
+        case .connecting, .awaitingHead, .streaming, .closed:
+            break
+        }
     }
 
     // MARK: Client side
@@ -85,6 +107,7 @@ final class ProxyHandler: ChannelInboundHandler {
             return
         }
         keepAlive = version == .http2 || head.isKeepAlive
+        isHead = head.method == .HEAD
         if head.uri == "/healthz" || head.uri.hasPrefix("/healthz?") {
             respond(code: .ok, contentType: "text/plain; charset=utf-8", body: Array("ok".utf8))
             return
@@ -166,7 +189,6 @@ final class ProxyHandler: ChannelInboundHandler {
             }
             upstream = handler
             upstreamChannel = stream.channel
-            upstreamProtocol = stream.protocol
             var head = head
             if stream.protocol == .http1 { head.headers.add(name: "connection", value: "close") }
             stream.channel.write(HTTPClientRequestPart.head(head), promise: nil)
@@ -294,7 +316,6 @@ final class ProxyHandler: ChannelInboundHandler {
         upstream?.detach()
         upstream = nil
         upstreamChannel = nil
-        upstreamProtocol = nil
     }
 
     private func cancelTimers() {
@@ -323,7 +344,7 @@ final class ProxyHandler: ChannelInboundHandler {
         var head = head
         if version == .http1_1 && !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        if !isHead { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         if version == .http1_1 && !keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {

@@ -58,12 +58,44 @@ final class ProxyServices: Sendable {
     let responseHeaderTimeout: TimeAmount
     let statistics = NIOLockedValueBox(ProxyStatistics())
 
-    init(admission: AdmissionPipeline, upstream: UpstreamClient, watchLimit: WatchLimit, responseHeaderTimeout: Duration) {
+    /// The live request handlers of each event loop, so a shutdown can end
+    /// their watches cleanly. Touched once per connection or stream, on its loop.
+    let relays: [ObjectIdentifier: NIOLoopBoundBox<ActiveRelays>]
+
+    init(admission: AdmissionPipeline, upstream: UpstreamClient, watchLimit: WatchLimit, responseHeaderTimeout: Duration,
+         group: any EventLoopGroup) {
         self.admission = NIOLockedValueBox(admission)
         self.upstream = upstream
         self.watchLimit = watchLimit
         self.responseHeaderTimeout = TimeAmount(responseHeaderTimeout)
+        var relays: [ObjectIdentifier: NIOLoopBoundBox<ActiveRelays>] = [:]
+        for loop in group.makeIterator() {
+            relays[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(ActiveRelays(), eventLoop: loop)
+        }
+        self.relays = relays
     }
+
+    /// Asks every live handler to finish (see ``ProxyHandler/drain()``); the
+    /// result is how many are still open.
+    func drainAll() -> EventLoopFuture<Int> {
+        let counts = relays.values.map { box in
+            box.eventLoop.submit {
+                let active = box.value
+                active.draining = true
+                for handler in Array(active.handlers.values) { handler.drain() }
+                return active.handlers.count
+            }
+        }
+        guard let first = relays.values.first else { return MultiThreadedEventLoopGroup.singleton.any().makeSucceededFuture(0) }
+        return EventLoopFuture.whenAllSucceed(counts, on: first.eventLoop).map { $0.reduce(0, +) }
+    }
+}
+
+/// One event loop's live ``ProxyHandler``s. Loop-confined.
+final class ActiveRelays {
+    var handlers: [ObjectIdentifier: ProxyHandler] = [:]
+    /// Set at shutdown: handlers added from now on are asked to drain at once.
+    var draining = false
 }
 
 /// Counters of rare events on the data path (each costs a lock, so none
@@ -90,6 +122,7 @@ public final class ProxyServer: Sendable {
     private let server: HTTPServer
     private let services: ProxyServices
     private let group: MultiThreadedEventLoopGroup
+    private let isShutDown = NIOLockedValueBox(false)
 
     private init(port: Int, certificates: ServingCertificates, server: HTTPServer, services: ProxyServices,
                  group: MultiThreadedEventLoopGroup) {
@@ -114,7 +147,7 @@ public final class ProxyServer: Sendable {
             }
             upstream.token.startRefreshing(every: configuration.upstream.tokenRefreshInterval)
             let services = ProxyServices(admission: admission, upstream: upstream, watchLimit: configuration.watchLimit,
-                                         responseHeaderTimeout: configuration.upstream.responseHeaderTimeout)
+                                         responseHeaderTimeout: configuration.upstream.responseHeaderTimeout, group: group)
             let server = try await HTTPServer.start(
                 group: group,
                 configuration: HTTPServerConfiguration(host: configuration.host, port: configuration.port, tls: certificates),
@@ -155,10 +188,24 @@ public final class ProxyServer: Sendable {
         services.admission.withLockedValue { $0 = admission }
     }
 
-    /// Stops accepting, closes upstream connections (open watches end with
-    /// them), and stops the event loops.
-    public func shutdown() async throws {
+    /// Stops accepting; ends open watches cleanly (so clients re-watch, from
+    /// another replica) and lets short requests finish, for at most `grace`;
+    /// then closes what is left and stops the event loops.
+    public func shutdown(grace: Duration = .seconds(10)) async throws {
+        // Once: tasks scheduled on a stopped event loop never run, so a second
+        // shutdown would wait forever on their futures.
+        let first = isShutDown.withLockedValue { done in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
         try? await server.close()
+        let clock = ContinuousClock()
+        let deadline = clock.now + grace
+        while clock.now < deadline {
+            guard let open = try? await services.drainAll().get(), open > 0 else { break }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
         try? await services.upstream.shutdown().get()
         try await group.shutdownGracefully()
     }

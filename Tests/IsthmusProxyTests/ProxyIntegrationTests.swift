@@ -37,6 +37,12 @@ struct ProxyIntegrationTests {
                 #expect(head.code == 405, "HEAD over \(http1 ? "HTTP/1.1" : "HTTP/2"): \(head)")
             }
             #expect(h.upstream.recentRequests.filter { $0.method == "HEAD" }.count == 2)
+            // A refused HEAD gets the Status's headers and no body; the HTTP/1.1
+            // connection stays usable (curl reuses it for the second URL).
+            let refusedHead = try await h.run(ProxyHarness.curlPath, ["-sS", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n",
+                "--cacert", h.proxyCA, "--http1.1", "--head", "-H", "Authorization: Bearer not-a-jwt",
+                h.proxyURL + "/api/v1/services", h.proxyURL + "/healthz"])
+            #expect(refusedHead.status == 0 && refusedHead.stdout == "401 1\n200 0\n", "\(refusedHead)")
             let resources = try await h.kubectl("api-resources")
             #expect(resources.status == 0 && resources.stdout.contains("services"), "\(resources)")
 
@@ -239,6 +245,31 @@ struct ProxyIntegrationTests {
         await eventually("the watches closed upstream") { h.upstream.openWatchCount == 0 }
         let again = try await h.curl("/api/v1/namespaces/demo/services?watch=1&timeoutSeconds=1", token: h.peerToken)
         #expect(again.code == 200, "a released stream makes room again: \(again)")
+        await h.stop()
+    }
+
+    @Test("shutdown ends open watches cleanly (HTTP/1.1 and HTTP/2) so clients re-watch")
+    func gracefulShutdown() async throws {
+        let h = try await ProxyHarness.start()
+        var watchers: [(Process, URL)] = []
+        for http1 in [true, false] {
+            let out = h.directory.appendingPathComponent("watch-\(http1).out")
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            let (p, _, _) = h.process(ProxyHarness.curlPath, ["-N"] + h.curlArguments(
+                "/api/v1/namespaces/demo/services?watch=1", http1: http1, token: h.peerToken))
+            p.standardOutput = try FileHandle(forWritingTo: out)
+            try p.run()
+            watchers.append((p, out))
+        }
+        await eventually("both watches are open upstream") { h.upstream.openWatchCount == 2 }
+        try await h.proxy.shutdown(grace: .seconds(20))
+        for (p, out) in watchers {
+            await Task.detached { p.waitUntilExit() }.value
+            // curl exits 0 only when the response ended properly (last chunk / END_STREAM).
+            #expect(p.terminationStatus == 0, "curl exit \(p.terminationStatus)")
+            #expect(((try? String(contentsOf: out, encoding: .utf8)) ?? "").contains(#"{"type":"ADDED""#))
+        }
+        await eventually("the upstream watches closed") { h.upstream.openWatchCount == 0 }
         await h.stop()
     }
 
