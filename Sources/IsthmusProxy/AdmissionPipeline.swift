@@ -137,7 +137,7 @@ enum RequestShape {
             case "content-length":
                 if header.value.trimmingSpaces() != "0" { throw .badRequest(.requestBody) }
             default:
-                if name.hasPrefix("impersonate-") { throw .badRequest(.impersonation) }
+                if name.hasPrefix("impersonate-") { throw .impersonation }
             }
             if ForwardedHeaders.names.contains(name) { forward.append((name, header.value)) }
         }

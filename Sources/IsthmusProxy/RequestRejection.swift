@@ -11,9 +11,6 @@ public enum ShapeViolation: Sendable, Hashable, CustomStringConvertible {
     case upgrade
     /// `HTTP2-Settings`: an h2c upgrade attempt.
     case http2Settings
-    /// `Impersonate-*`: would make the API server act as another user with
-    /// the proxy's own credentials.
-    case impersonation
     /// A body on a read: `Content-Length` above 0 or any `Transfer-Encoding`.
     case requestBody
     case tooManyHeaders
@@ -24,7 +21,6 @@ public enum ShapeViolation: Sendable, Hashable, CustomStringConvertible {
         case .target(let rejection): rejection.description
         case .upgrade: "protocol upgrades are not allowed through this proxy"
         case .http2Settings: "HTTP2-Settings (an h2c upgrade) is not allowed"
-        case .impersonation: "impersonation headers are not allowed"
         case .requestBody: "a read request must not carry a body"
         case .tooManyHeaders: "the request has too many header fields"
         case .headersTooLarge: "the request header fields are too large"
@@ -37,7 +33,6 @@ public enum ShapeViolation: Sendable, Hashable, CustomStringConvertible {
         case .target: "target"
         case .upgrade: "upgrade"
         case .http2Settings: "http2_settings"
-        case .impersonation: "impersonation"
         case .requestBody: "body"
         case .tooManyHeaders, .headersTooLarge: "header_limits"
         }
@@ -71,6 +66,10 @@ public enum RequestRejection: Error, Sendable, Hashable {
     /// A method other than GET and HEAD: refused before authentication,
     /// whatever the policy says, because Isthmus is read-only.
     case readOnly(method: String, RequestAttributes)
+    /// `Impersonate-*` (kubectl `--as`): would make the API server act as
+    /// another user with the proxy's own credentials. A 403, as the API server
+    /// answers an impersonation it does not allow; refused before authentication.
+    case impersonation
     case unauthorized(AuthenticationFailure)
     /// The policy did not allow the request.
     case forbidden(RequestAttributes, peer: String)
@@ -80,7 +79,7 @@ public enum RequestRejection: Error, Sendable, Hashable {
         switch self {
         case .badRequest: 400
         case .unauthorized: 401
-        case .readOnly, .forbidden: 403
+        case .readOnly, .impersonation, .forbidden: 403
         }
     }
 
@@ -89,7 +88,7 @@ public enum RequestRejection: Error, Sendable, Hashable {
         switch self {
         case .badRequest: "BadRequest"
         case .unauthorized: "Unauthorized"
-        case .readOnly, .forbidden: "Forbidden"
+        case .readOnly, .impersonation, .forbidden: "Forbidden"
         }
     }
 
@@ -100,6 +99,7 @@ public enum RequestRejection: Error, Sendable, Hashable {
         case .unauthorized: "Unauthorized"
         case .readOnly(let method, let request):
             forbiddenMessage(for: request, reason: "the Isthmus proxy is read-only and never allows \(method)")
+        case .impersonation: "forbidden: the Isthmus proxy never allows impersonation (Impersonate-* headers, kubectl --as)"
         case .forbidden(let request, let peer): forbiddenMessage(for: request, peer: peer)
         }
     }
@@ -111,7 +111,7 @@ public enum RequestRejection: Error, Sendable, Hashable {
         case .readOnly(_, let request), .forbidden(let request, _):
             guard request.isResourceRequest else { return nil }
             return (request.name, request.apiGroup, request.resource)
-        case .badRequest, .unauthorized: return nil
+        case .badRequest, .unauthorized, .impersonation: return nil
         }
     }
 
@@ -121,6 +121,7 @@ public enum RequestRejection: Error, Sendable, Hashable {
         case .badRequest(let violation): violation.description
         case .unauthorized(let failure): failure.description
         case .readOnly(let method, _): "method \(method) on a read-only proxy"
+        case .impersonation: "an Impersonate-* header"
         case .forbidden: "no policy rule allows this request"
         }
     }
@@ -131,6 +132,7 @@ public enum RequestRejection: Error, Sendable, Hashable {
         case .badRequest(let violation): "bad_request_" + violation.metricLabel
         case .unauthorized: "unauthorized"
         case .readOnly: "read_only"
+        case .impersonation: "impersonation"
         case .forbidden: "forbidden"
         }
     }
