@@ -203,6 +203,17 @@ final class WatchStream {
     /// Sends what the log holds past the cursor while the channel can take it.
     func pump() {
         guard !stopped else { return }
+        if !context.channel.isWritable {
+            // A watcher that stopped reading and fell out of the history is
+            // dropped, as the watch cache drops unresponsive watchers: its
+            // queue would otherwise grow without bound.
+            if cursor < core.store.withLockedValue({ $0.log.evictedThrough }) {
+                stopped = true
+                cleanup()
+                context.close(promise: nil)
+            }
+            return
+        }
         while !stopped && context.channel.isWritable {
             let cursor = self.cursor
             guard let batch = core.store.withLockedValue({ $0.log.entries(after: cursor, limit: 512) }) else {
@@ -221,6 +232,8 @@ final class WatchStream {
                 }
                 wrote = true
                 if stopped { return }
+                // Backpressure: stop at the high-water mark; channelWritabilityChanged resumes.
+                if !context.channel.isWritable { break }
             }
             if wrote { context.flush() }
         }

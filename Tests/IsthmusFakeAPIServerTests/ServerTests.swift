@@ -138,6 +138,39 @@ struct ServerTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("a watcher that stops reading is closed once it falls out of the history")
+    func slowWatcher() async throws {
+        let (server, _, group) = try await Self.start { $0.historyCapacity = 20 }
+        try server.create(resource: "configmaps", object: configMap("big", 0))
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var small: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(server.port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        let request = Array("GET /api/v1/namespaces/default/configmaps?watch=1&resourceVersion=\(server.resourceVersion) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer kubectl-test-token\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        await eventually("the watch is open") { server.openWatchCount == 1 }
+        // Never read; write far more than socket buffers and the history hold.
+        let payload = String(repeating: "x", count: 256 * 1024)
+        var i = 0
+        while server.openWatchCount == 1 && i < 2000 {
+            i += 1
+            try server.mergePatch(resource: "configmaps", namespace: "default", name: "big",
+                                  patch: .object([("data", .object([("v", .string("\(i)" + payload))]))]))
+            if i % 20 == 0 { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+        await eventually("the slow watcher was dropped") { server.openWatchCount == 0 }
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+    }
+
     @Test("recent requests keep headers with the token redacted")
     func recorded() async throws {
         let (server, client, group) = try await Self.start()
