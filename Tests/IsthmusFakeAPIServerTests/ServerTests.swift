@@ -171,6 +171,23 @@ struct ServerTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("watch-list: initial ADDEDs in name order, then the initial-events-end bookmark (fixture 30); on a LIST it is 422")
+    func watchList() async throws {
+        let (server, client, group) = try await Self.start()
+        for name in ["b", "a", "c"] { try server.create(resource: "configmaps", object: configMap(name, 1)) }
+        let (code, body) = try await client.request(.GET, "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1")
+        #expect(code == 200)
+        let events = try String(decoding: body, as: UTF8.self).split(separator: "\n").map { try JSON(parsing: String($0)) }
+        #expect(events.map { $0["type"]?.stringValue ?? "" } == ["ADDED", "ADDED", "ADDED", "BOOKMARK"])
+        #expect(events.prefix(3).map { $0.value(at: ["object", "metadata", "name"])?.stringValue ?? "" } == ["a", "b", "c"])
+        #expect(events.last?.value(at: ["object", "metadata", "annotations", "k8s.io/initial-events-end"]) == .string("true"))
+        #expect(events.last?.value(at: ["object", "metadata", "resourceVersion"]) == .string(String(server.resourceVersion)))
+        let (listCode, _) = try await client.request(.GET, "/api/v1/namespaces/default/configmaps?sendInitialEvents=true")
+        #expect(listCode == 422)
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+    }
+
     @Test("recent requests keep headers with the token redacted")
     func recorded() async throws {
         let (server, client, group) = try await Self.start()
