@@ -494,3 +494,29 @@ def test_crd_and_doc_examples_apply_to_the_embedded_api_server(tmp_path):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+# --- the docs' values snippets -------------------------------------------------
+
+def doc_values(doc: str, first_line: str) -> dict:
+    """The ```yaml block of docs/<doc> whose first line is first_line."""
+    text = (ROOT / "docs" / doc).read_text()
+    found = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if b.startswith(first_line + "\n")]
+    assert len(found) == 1, f"docs/{doc}: expected one yaml block starting {first_line!r}"
+    return yaml.safe_load(found[0])
+
+
+def test_the_operations_guide_values_install_as_shown():
+    values = doc_values("operations.md", "# values-a.yaml")
+    documents = render(values)
+    report = helm.lint(CHART, values=values, strict=True, namespace=NAMESPACE, kube_version="v" + KUBE_VERSION)
+    assert not report["errors"] and not [m for m in report["messages"] if m["severity"] >= 2]
+    assert of_kind(documents, "PrometheusRule"), "the guide turns the alerts on"
+    assert named(documents, "Ingress", "isthmus-metadata")["spec"]["rules"][0]["host"] == values["ingress"]["metadata"]["host"]
+
+
+def test_the_policies_guide_extension_reaches_policy_and_rbac():
+    values = merged(doc_values("policies.md", "# values.yaml"))
+    documents = render(values)
+    assert "gateway-api.yaml" in named(documents, "ConfigMap", "isthmus-policies")["data"]
+    assert ("*", "gateway.networking.k8s.io", "httproutes", "*", "watch") in proxy_rbac_grants(documents)
