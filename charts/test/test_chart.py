@@ -439,7 +439,7 @@ def test_doc_examples_cover_both_spec_forms_and_match_the_crd_schema():
     for example in examples:
         jsonschema.validate(example, open_api)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"spec": {"metadataEndpoint": "http://plain.example.com/metadata/"}}, open_api)
+        jsonschema.validate({"spec": {"metadataEndpoint": "istio.k8s-b.example.com/metadata/"}}, open_api)
 
 
 def isthmus_binary() -> Path:
