@@ -4,7 +4,8 @@ Renders the chart with the real Helm engine (helm-python-sdk embeds Helm's Go
 library), lints it, validates every manifest against the Kubernetes 1.32
 schemas (kubernetes-validate), checks that missing values fail with a message
 naming them, and compares the proxy's RBAC with the policy files it enforces.
-The CRD is applied to the embedded API server (`isthmus apiserver`) with the
+The CRD's CEL rules are evaluated with cel-python, and the CRD is applied to
+the embedded API server (`isthmus apiserver`) with the
 real kubectl, together with the IstioMulticluster examples of the docs.
 """
 
@@ -20,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import celpy
 import helm_python as helm
 import jsonschema
 import kubernetes_validate
@@ -440,6 +442,26 @@ def test_doc_examples_cover_both_spec_forms_and_match_the_crd_schema():
         jsonschema.validate(example, open_api)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"spec": {"metadataEndpoint": "istio.k8s-b.example.com/metadata/"}}, open_api)
+
+
+def test_crd_validation_rules_accept_the_doc_examples_and_refuse_bad_specs():
+    """The spec's CEL rules (x-kubernetes-validations), evaluated as the API server would."""
+    crd = yaml.safe_load((CHART / "crds" / "istiomulticlusters.deckhouse.io.yaml").read_text())
+    spec_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    environment = celpy.Environment()
+    programs = [(r["message"], environment.program(environment.compile(r["rule"])))
+                for r in spec_schema["x-kubernetes-validations"]]
+
+    def refusals(spec: dict) -> list[str]:
+        return [message for message, program in programs if not program.evaluate({"self": celpy.json_to_cel(spec)})]
+
+    for example in doc_examples():
+        assert refusals(example["spec"]) == [], example["metadata"]["name"]
+    endpoint = "https://istio.k8s-b.example.com/metadata/"
+    assert refusals({"metadataEndpoint": endpoint, "metadata": {"endpoint": endpoint}}) == []
+    assert refusals({"enableIngressGateway": True}) == ["give spec.metadataEndpoint or spec.metadata.endpoint"]
+    assert refusals({"metadataEndpoint": endpoint, "metadata": {"endpoint": "https://other.example.com/metadata/"}}) == [
+        "spec.metadataEndpoint and spec.metadata.endpoint differ; give one of them"]
 
 
 def isthmus_binary() -> Path:
