@@ -342,8 +342,9 @@ enum KubeHTTP {
     static let client: HTTPClient = {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            // No read timeout: a quiet watch may send nothing for minutes.
-            timeout: .init(connect: .seconds(10), read: nil),
+            // No read timeout: a quiet watch may send nothing for minutes. The
+            // pool retries a failed connect until this passes, so keep it short.
+            timeout: .init(connect: .seconds(5), read: nil),
             decompression: .disabled)
         configuration.httpVersion = .automatic
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
