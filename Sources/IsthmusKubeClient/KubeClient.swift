@@ -31,6 +31,9 @@ public final class KubeClient: Sendable {
         }
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.applicationProtocols = ["h2", "http/1.1"]
+        // A cancelled watch closes its connection; waiting long for the
+        // server's close_notify would only keep the stream open on its side.
+        tls.shutdownTimeout = .milliseconds(250)
         do {
             if let ca = configuration.certificateAuthorityPEM {
                 tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
@@ -102,7 +105,7 @@ public final class KubeClient: Sendable {
         if allowWatchBookmarks { query.append(("allowWatchBookmarks", "true")) }
         if let timeoutSeconds { query.append(("timeoutSeconds", String(timeoutSeconds))) }
         let request = try makeRequest(.GET, resource.collectionPath(namespace: namespace) + KubePath.query(query), body: nil, contentType: nil)
-        let response = try await execute(request)
+        let response = try await execute(request, on: KubeHTTP.watchClient)
         guard response.status.code == 200 else {
             throw await failure(response)
         }
@@ -252,11 +255,11 @@ public final class KubeClient: Sendable {
         return request
     }
 
-    private func execute(_ request: HTTPClientRequest) async throws(KubeClientError) -> HTTPClientResponse {
+    private func execute(_ request: HTTPClientRequest, on http: HTTPClient = KubeHTTP.client) async throws(KubeClientError) -> HTTPClientResponse {
         let timeout = configuration.requestTimeout.components
         let nanoseconds = timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000
         do {
-            return try await KubeHTTP.client.execute(request, deadline: .now() + .nanoseconds(nanoseconds))
+            return try await http.execute(request, deadline: .now() + .nanoseconds(nanoseconds))
         } catch {
             throw KubeClientError(transportError: error)
         }
@@ -336,19 +339,27 @@ public struct DeletePreconditions: Sendable {
     }
 }
 
-/// The process-wide HTTP client. A global is never deinitialised, so it
-/// needs no shutdown; requests carry their own TLS settings, which key the pool.
+/// The process-wide HTTP clients. Globals are never deinitialised, so they
+/// need no shutdown; requests carry their own TLS settings, which key the pools.
 enum KubeHTTP {
-    static let client: HTTPClient = {
+    /// Requests with a bounded answer: HTTP/2 when the server offers it.
+    static let client = make(.automatic)
+    /// Watches, each on an HTTP/1.1 connection of its own. On HTTP/2 a stream
+    /// reset makes the client drop DATA frames that arrived before it but were
+    /// not yet read, so a cut watch could lose events it was sent; on
+    /// HTTP/1.1 what the server wrote before closing is read before the EOF.
+    static let watchClient = make(.http1Only)
+
+    private static func make(_ version: HTTPClient.Configuration.HTTPVersion) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             // No read timeout: a quiet watch may send nothing for minutes. The
             // pool retries a failed connect until this passes, so keep it short.
             timeout: .init(connect: .seconds(5), read: nil),
             decompression: .disabled)
-        configuration.httpVersion = .automatic
+        configuration.httpVersion = version
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    }()
+    }
 }
 
 extension KubeClientError {

@@ -65,14 +65,14 @@ struct KubeTestServer {
 }
 
 /// Polls `condition` until it holds or `timeout` passes (generous: the machine is shared).
-func eventually(timeout: Duration = .seconds(60), _ what: String = "condition",
+func eventually(timeout: Duration = .seconds(60), _ what: String = "condition", detail: () -> String = { "" },
                 _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return }
         try await Task.sleep(for: .milliseconds(50))
     }
-    Issue.record("timed out waiting for \(what)")
+    Issue.record("timed out waiting for \(what) \(detail())")
     throw CancellationError()
 }
 
