@@ -342,20 +342,21 @@ public struct DeletePreconditions: Sendable {
 /// The process-wide HTTP clients. Globals are never deinitialised, so they
 /// need no shutdown; requests carry their own TLS settings, which key the pools.
 enum KubeHTTP {
-    /// Requests with a bounded answer: HTTP/2 when the server offers it.
-    static let client = make(.automatic)
-    /// Watches, each on an HTTP/1.1 connection of its own. On HTTP/2 a stream
-    /// reset makes the client drop DATA frames that arrived before it but were
-    /// not yet read, so a cut watch could lose events it was sent; on
-    /// HTTP/1.1 what the server wrote before closing is read before the EOF.
-    static let watchClient = make(.http1Only)
+    /// Requests with a bounded answer: HTTP/2 when the server offers it; a
+    /// body that stalls for a minute fails rather than hanging the caller.
+    static let client = make(.automatic, readTimeout: .seconds(60))
+    /// Watches, each on an HTTP/1.1 connection of its own, without a read
+    /// timeout (a quiet watch may send nothing for minutes). On HTTP/2 a
+    /// stream reset makes the client drop DATA frames that arrived before it
+    /// but were not yet read, so a cut watch could lose events it was sent;
+    /// on HTTP/1.1 what the server wrote before closing is read before the EOF.
+    static let watchClient = make(.http1Only, readTimeout: nil)
 
-    private static func make(_ version: HTTPClient.Configuration.HTTPVersion) -> HTTPClient {
+    private static func make(_ version: HTTPClient.Configuration.HTTPVersion, readTimeout: TimeAmount?) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            // No read timeout: a quiet watch may send nothing for minutes. The
-            // pool retries a failed connect until this passes, so keep it short.
-            timeout: .init(connect: .seconds(5), read: nil),
+            // The pool retries a failed connect until this passes, so keep it short.
+            timeout: .init(connect: .seconds(5), read: readTimeout),
             decompression: .disabled)
         configuration.httpVersion = version
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
