@@ -396,3 +396,40 @@ extension KubeClientError {
         }
     }
 }
+
+// MARK: - Conveniences
+
+extension KubeClient {
+    /// GET that answers nil for 404 instead of throwing.
+    public func getIfPresent(_ resource: KubeResource, namespace: String? = nil, name: String) async throws(KubeClientError) -> JSON? {
+        do {
+            return try await get(resource, namespace: namespace, name: name)
+        } catch where error.isNotFound {
+            return nil
+        }
+    }
+
+    /// Read-modify-write with optimistic concurrency: gets the object, lets
+    /// `change` edit it (returning false to leave it alone), PUTs it (or its
+    /// status when `subresource` is "status"), and starts over on a conflict,
+    /// up to `attempts` times. Returns the object as stored.
+    @discardableResult
+    public func modify(_ resource: KubeResource, namespace: String? = nil, name: String, subresource: String? = nil,
+                       attempts: Int = 5, fieldManager: String? = nil,
+                       _ change: (inout JSON) -> Bool) async throws(KubeClientError) -> JSON {
+        var attempt = 0
+        while true {
+            attempt += 1
+            var object = try await get(resource, namespace: namespace, name: name)
+            guard change(&object) else { return object }
+            do {
+                if subresource == "status" {
+                    return try await updateStatus(resource, namespace: namespace, object: object, fieldManager: fieldManager)
+                }
+                return try await update(resource, namespace: namespace, object: object, fieldManager: fieldManager)
+            } catch where error.isConflict && attempt < attempts {
+                continue
+            }
+        }
+    }
+}

@@ -280,3 +280,29 @@ private func validateCertificates(_ pem: [UInt8], file: String, field: String) t
     }
     if certificates.isEmpty { throw KubeConfigError(file: file, field: field, message: "no PEM certificate in it") }
 }
+
+// MARK: - Choosing a source
+
+extension KubeClientConfiguration {
+    /// The configuration a command should use, in kubectl's order: the
+    /// `kubeconfig` path given (a flag), else `$KUBECONFIG` (its first file),
+    /// else the pod's service account when `KUBERNETES_SERVICE_HOST` is set,
+    /// else `~/.kube/config`.
+    public static func resolve(
+        kubeconfig: String? = nil, context: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        serviceAccountDirectory: String = serviceAccountDirectory
+    ) throws(KubeConfigError) -> KubeClientConfiguration {
+        if let kubeconfig, !kubeconfig.isEmpty {
+            return try .kubeconfig(path: kubeconfig, context: context)
+        }
+        if let list = environment["KUBECONFIG"], let first = list.split(separator: ":").first(where: { !$0.isEmpty }) {
+            return try .kubeconfig(path: String(first), context: context)
+        }
+        if let host = environment["KUBERNETES_SERVICE_HOST"], !host.isEmpty {
+            return try .inCluster(environment: environment, directory: serviceAccountDirectory)
+        }
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        return try .kubeconfig(path: home + "/.kube/config", context: context)
+    }
+}

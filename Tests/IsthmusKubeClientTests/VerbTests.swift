@@ -191,3 +191,59 @@ func installIstioMulticlusterCRD(_ server: FakeAPIServer) throws {
         """)
     try server.create(resource: "customresourcedefinitions", group: "apiextensions.k8s.io", object: crd)
 }
+
+@Suite struct ConvenienceTests {
+    @Test func modifyRetriesAConflictAndGetIfPresent() async throws {
+        let kube = try await KubeTestServer.start()
+        try kube.server.create(resource: "configmaps", object: configMap("counter", data: ["mine": "0"]))
+        var calls = 0
+        let stored = try await kube.client.modify(.configMaps, name: "counter") { object in
+            calls += 1
+            if calls == 1 {
+                // Someone else writes between our read and our write.
+                _ = try? kube.server.mergePatch(resource: "configmaps", namespace: "default", name: "counter",
+                                                patch: .object([("data", .object([("theirs", .string("1"))]))]))
+            }
+            object.setValue(.string("1"), at: ["data", "mine"])
+            return true
+        }
+        #expect(calls == 2)
+        #expect(stored.value(at: ["data", "mine"])?.stringValue == "1")
+        #expect(stored.value(at: ["data", "theirs"])?.stringValue == "1")
+
+        // Returning false writes nothing.
+        let before = kube.server.resourceVersion
+        _ = try await kube.client.modify(.configMaps, name: "counter") { _ in false }
+        #expect(kube.server.resourceVersion == before)
+
+        #expect(try await kube.client.getIfPresent(.configMaps, name: "absent") == nil)
+        #expect(try await kube.client.getIfPresent(.configMaps, name: "counter") != nil)
+        try await kube.shutdown()
+    }
+
+    @Test func resolveFollowsKubectlsOrder() throws {
+        let dir = try TemporaryDirectory()
+        func kubeconfig(_ name: String, server: String) throws -> String {
+            try dir.write(name, """
+                clusters: [{name: c, cluster: {server: "\(server)"}}]
+                contexts: [{name: x, context: {cluster: c}}]
+                current-context: x
+                """)
+        }
+        let flag = try kubeconfig("flag", server: "https://flag:1")
+        let env = try kubeconfig("env", server: "https://env:2")
+        try FileManager.default.createDirectory(atPath: dir.path + "/home/.kube", withIntermediateDirectories: true)
+        _ = try kubeconfig("home/.kube/config", server: "https://home:3")
+        _ = try dir.write("token", "t")
+        _ = try dir.write("ca.crt", KubeconfigTests.certificates.caCertificatePEM)
+        let pod = ["KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"]
+
+        func server(_ kubeconfig: String?, _ environment: [String: String]) throws -> String {
+            try KubeClientConfiguration.resolve(kubeconfig: kubeconfig, environment: environment, serviceAccountDirectory: dir.path).server
+        }
+        #expect(try server(flag, pod.merging(["KUBECONFIG": env]) { a, _ in a }) == "https://flag:1")
+        #expect(try server(nil, pod.merging(["KUBECONFIG": ":\(env):\(flag)"]) { a, _ in a }) == "https://env:2")
+        #expect(try server(nil, pod.merging(["HOME": dir.path + "/home"]) { a, _ in a }) == "https://10.0.0.1:443")
+        #expect(try server(nil, ["HOME": dir.path + "/home"]) == "https://home:3")
+    }
+}
