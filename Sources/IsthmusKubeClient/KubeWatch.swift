@@ -75,26 +75,32 @@ public struct KubeWatch: AsyncSequence, Sendable {
         public typealias Failure = KubeClientError
 
         var body: HTTPClientResponse.Body.AsyncIterator
+        /// Received bytes; those before `start` are consumed lines.
         var buffer: [UInt8] = []
+        var start = 0
         var finished = false
 
         init(body: HTTPClientResponse.Body.AsyncIterator) {
             self.body = body
         }
 
+        static func isBlank(_ bytes: ArraySlice<UInt8>) -> Bool {
+            bytes.allSatisfy { $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }
+        }
+
         public mutating func next() async throws(KubeClientError) -> KubeWatchEvent? {
             while true {
-                if let newline = buffer.firstIndex(of: 0x0A) {
-                    let line = buffer[..<newline]
-                    defer { buffer.removeSubrange(...newline) }
-                    if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) { continue }
+                if let newline = buffer[start...].firstIndex(of: 0x0A) {
+                    let line = buffer[start..<newline]
+                    start = newline + 1
+                    if Self.isBlank(line) { continue }
                     return try KubeWatchEvent(line: line)
                 }
                 if finished {
-                    guard buffer.contains(where: { $0 != 0x20 && $0 != 0x0D }) else { return nil }
-                    let rest = buffer
+                    let rest = buffer[start...]
                     buffer = []
-                    return try KubeWatchEvent(line: rest)
+                    start = 0
+                    return Self.isBlank(rest) ? nil : try KubeWatchEvent(line: rest)
                 }
                 let chunk: ByteBuffer?
                 do {
@@ -102,11 +108,17 @@ public struct KubeWatch: AsyncSequence, Sendable {
                 } catch {
                     finished = true
                     buffer = []
+                    start = 0
                     throw KubeClientError(transportError: error)
                 }
                 guard let chunk else {
                     finished = true
                     continue
+                }
+                // Drop consumed lines before growing, so the buffer holds at most one partial line plus a chunk.
+                if start > 0 {
+                    buffer.removeSubrange(..<start)
+                    start = 0
                 }
                 buffer.append(contentsOf: chunk.readableBytesView)
             }
