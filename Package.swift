@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "IsthmusHTTP", targets: ["IsthmusHTTP"]),
         .library(name: "IsthmusFakeAPIServer", targets: ["IsthmusFakeAPIServer"]),
         .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
+        .library(name: "IsthmusKubeClient", targets: ["IsthmusKubeClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Kubernetes request parsing: method + request target -> RequestAttributes,
@@ -90,6 +92,18 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // Kubernetes API client: kubeconfig / in-cluster configuration, typed verbs,
+        // watch streams and an informer whose retry decisions are a pure state machine.
+        .target(
+            name: "IsthmusKubeClient",
+            dependencies: [
+                "IsthmusKubeTypes",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         // The command implementations, kept in a library so tests can drive them.
         .target(
             name: "IsthmusCLI",
@@ -147,6 +161,11 @@ let package = Package(
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        .testTarget(
+            name: "IsthmusKubeClientTests",
+            dependencies: [
+                "IsthmusKubeClient", "IsthmusKubeTypes", "IsthmusFakeAPIServer", "IsthmusHTTP",
             ]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
