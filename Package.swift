@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "IsthmusHTTP", targets: ["IsthmusHTTP"]),
         .library(name: "IsthmusFakeAPIServer", targets: ["IsthmusFakeAPIServer"]),
         .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
+        .library(name: "IsthmusController", targets: ["IsthmusController"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -90,6 +91,14 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // The IstioMulticluster controller's decisions: spec and metadata parsing,
+        // requirements, conditions, desired Secrets, reconcile plans. No I/O.
+        .target(
+            name: "IsthmusController",
+            dependencies: [
+                "IsthmusTrust", "IsthmusKubeTypes",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         // The command implementations, kept in a library so tests can drive them.
         .target(
             name: "IsthmusCLI",
@@ -147,6 +156,13 @@ let package = Package(
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        .testTarget(
+            name: "IsthmusControllerTests",
+            dependencies: [
+                "IsthmusController", "IsthmusTrust", "IsthmusKubeTypes",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
