@@ -1,0 +1,482 @@
+import IsthmusKubeTypes
+import IsthmusTrust
+import Yams
+
+/// Everything the controller is told once, at start.
+public struct ControllerConfiguration: Sendable {
+    public var local: LocalIdentity
+    /// This cluster's clusterDomain and subnets, for the requirements check.
+    public var networking: ClusterNetworking
+    /// This cluster's network name; with ``localIstioClusterID`` it puts
+    /// the local registry into the mesh networks.
+    public var localNetworkName: String?
+    /// istiod's own cluster ID (`values.global.multiCluster.clusterName`).
+    public var localIstioClusterID: String?
+    /// Where istiod reads remote secrets and the mesh networks ConfigMap.
+    public var istioNamespace: String
+    /// The trusted peers Secret the proxy and the metadata service mount.
+    public var trustedPeersSecretNamespace: String
+    public var trustedPeersSecretName: String
+    public var trustedPeersSecretKey: String
+    public var meshNetworksConfigMapName: String
+    public var meshNetworksConfigMapKey: String
+    public var tokenPolicy: APITokenPolicy
+    /// When true (the default), a peer that fails the seed's requirements
+    /// gets no remote secret: istiod would otherwise route by addresses
+    /// that mean different pods in the two clusters. Its key stays trusted.
+    public var enforceRequirements: Bool
+
+    public init(
+        local: LocalIdentity, networking: ClusterNetworking = ClusterNetworking(),
+        localNetworkName: String? = nil, localIstioClusterID: String? = nil,
+        istioNamespace: String = "istio-system",
+        trustedPeersSecretNamespace: String = "isthmus-system",
+        trustedPeersSecretName: String = "isthmus-trusted-peers",
+        trustedPeersSecretKey: String = "peers.json",
+        meshNetworksConfigMapName: String = "isthmus-mesh-networks",
+        meshNetworksConfigMapKey: String = "meshNetworks",
+        tokenPolicy: APITokenPolicy = APITokenPolicy(), enforceRequirements: Bool = true
+    ) {
+        self.local = local
+        self.networking = networking
+        self.localNetworkName = localNetworkName
+        self.localIstioClusterID = localIstioClusterID
+        self.istioNamespace = istioNamespace
+        self.trustedPeersSecretNamespace = trustedPeersSecretNamespace
+        self.trustedPeersSecretName = trustedPeersSecretName
+        self.trustedPeersSecretKey = trustedPeersSecretKey
+        self.meshNetworksConfigMapName = meshNetworksConfigMapName
+        self.meshNetworksConfigMapKey = meshNetworksConfigMapKey
+        self.tokenPolicy = tokenPolicy
+        self.enforceRequirements = enforceRequirements
+    }
+}
+
+/// The outcome of one fetch of one document.
+public enum FetchResult<Document: Sendable & Hashable>: Sendable, Hashable {
+    case fetched(Document, at: Int64)
+    case failed(FetchFailure, at: Int64)
+}
+
+/// What was fetched for one IstioMulticluster in this round; nil means
+/// "not attempted" (not due yet), and the stored status stands.
+public struct PeerFetch: Sendable, Hashable {
+    public var publicMetadata: FetchResult<PublicMetadata>?
+    public var privateMetadata: FetchResult<PrivateMetadata>?
+
+    public init(publicMetadata: FetchResult<PublicMetadata>? = nil, privateMetadata: FetchResult<PrivateMetadata>? = nil) {
+        self.publicMetadata = publicMetadata
+        self.privateMetadata = privateMetadata
+    }
+}
+
+/// What the controller knows at the start of a reconcile: the objects as
+/// the informers hold them, and this round's fetch results.
+public struct ObservedState: Sendable {
+    public var multiclusters: [IstioMulticluster]
+    /// By IstioMulticluster name.
+    public var fetches: [String: PeerFetch]
+    /// The trusted peers Secret and the Secrets in the Istio namespace
+    /// labelled as ours (others are never touched).
+    public var secrets: [SecretObject]
+    public var configMaps: [ConfigMapObject]
+
+    public init(multiclusters: [IstioMulticluster], fetches: [String: PeerFetch] = [:],
+                secrets: [SecretObject] = [], configMaps: [ConfigMapObject] = []) {
+        self.multiclusters = multiclusters
+        self.fetches = fetches
+        self.secrets = secrets
+        self.configMaps = configMaps
+    }
+
+    func secret(_ namespace: String, _ name: String) -> SecretObject? {
+        secrets.first { $0.namespace == namespace && $0.name == name }
+    }
+
+    func configMap(_ namespace: String, _ name: String) -> ConfigMapObject? {
+        configMaps.first { $0.namespace == namespace && $0.name == name }
+    }
+
+    /// The state once `actions` have succeeded, with fetch results consumed:
+    /// what the informers would show on the next round. For tests and dry
+    /// runs; resourceVersions are not simulated.
+    public func applying(_ actions: [Action]) -> ObservedState {
+        var next = self
+        next.fetches = [:]
+        for action in actions {
+            switch action {
+            case .createSecret(let s), .updateSecret(let s):
+                next.secrets.removeAll { $0.namespace == s.namespace && $0.name == s.name }
+                next.secrets.append(s)
+            case .deleteSecret(let namespace, let name):
+                next.secrets.removeAll { $0.namespace == namespace && $0.name == name }
+            case .createConfigMap(let c), .updateConfigMap(let c):
+                next.configMaps.removeAll { $0.namespace == c.namespace && $0.name == c.name }
+                next.configMaps.append(c)
+            case .patchStatus(let name, let status):
+                guard let index = next.multiclusters.firstIndex(where: { $0.name == name }) else { continue }
+                var merged = next.multiclusters[index].status ?? .object([])
+                if !merged.isObject { merged = .object([]) }
+                for (key, value) in status.objectValue ?? [] { merged[key] = value }
+                next.multiclusters[index].status = merged
+            }
+        }
+        return next
+    }
+}
+
+/// One write the controller wants. Updates carry the resourceVersion read,
+/// so a concurrent change fails with a Conflict and is re-planned.
+public enum Action: Sendable, Hashable {
+    case createSecret(SecretObject)
+    case updateSecret(SecretObject)
+    case deleteSecret(namespace: String, name: String)
+    case createConfigMap(ConfigMapObject)
+    case updateConfigMap(ConfigMapObject)
+    /// A merge patch of `status` on the IstioMulticluster (status subresource).
+    case patchStatus(multicluster: String, status: JSON)
+}
+
+/// The controller's view of one IstioMulticluster after a round.
+public struct PeerEvaluation: Sendable {
+    public var name: String
+    /// The full status this object should have.
+    public var status: JSON
+    public var conditions: [Condition]
+    /// The peer as it goes into the trusted peers file; nil if not trusted.
+    public var trustedPeer: TrustedPeer?
+    public var privateMetadata: PrivateMetadata?
+    public var requirements: RequirementsCheck?
+    /// The remote secret to hold; nil means none (an existing one is deleted).
+    public var remoteSecret: SecretObject?
+    /// `exp` of the API token in ``remoteSecret``, for the expiry metric.
+    public var apiTokenExpiresAt: Int64?
+    public var enableIngressGateway: Bool
+}
+
+/// Everything the cluster should hold after a round.
+public struct DesiredState: Sendable {
+    public var peers: [PeerEvaluation]
+    public var trustedPeers: TrustedPeers
+    public var trustedPeersSecret: SecretObject
+    public var remoteSecrets: [SecretObject]
+    public var meshNetworks: ConfigMapObject
+}
+
+/// The IstioMulticluster controller's decisions, free of I/O: given what
+/// is observed and fetched, what status, Secrets and ConfigMap should
+/// exist, and the writes that get there.
+public struct Reconciler: Sendable {
+    public var configuration: ControllerConfiguration
+
+    public init(configuration: ControllerConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// The writes that take `current` to the desired state. Empty when
+    /// nothing changed, so a periodic reconcile of a settled system
+    /// writes nothing, and `plan(current.applying(plan(current)))` is empty.
+    public func plan(current: ObservedState, now: Int64) -> [Action] {
+        let desired = desiredState(current, now: now)
+        var actions: [Action] = []
+
+        func upsert(_ wanted: SecretObject) {
+            if let existing = current.secret(wanted.namespace, wanted.name) {
+                guard !satisfies(existing, wanted) else { return }
+                var merged = wanted
+                merged.labels = existing.labels.merging(wanted.labels) { $1 }
+                merged.annotations = existing.annotations.merging(wanted.annotations) { $1 }
+                merged.resourceVersion = existing.resourceVersion
+                actions.append(.updateSecret(merged))
+            } else {
+                actions.append(.createSecret(wanted))
+            }
+        }
+        // Trust first: a peer may already be calling with its token.
+        upsert(desired.trustedPeersSecret)
+        for secret in desired.remoteSecrets { upsert(secret) }
+
+        let wantedNames = Set(desired.remoteSecrets.map(\.name))
+        for secret in current.secrets.sorted(by: { $0.name < $1.name })
+        where secret.namespace == configuration.istioNamespace && secret.isManagedByController
+            && secret.labels[ControllerLabels.istioMulticluster] != nil && !wantedNames.contains(secret.name) {
+            actions.append(.deleteSecret(namespace: secret.namespace, name: secret.name))
+        }
+
+        let mesh = desired.meshNetworks
+        if let existing = current.configMap(mesh.namespace, mesh.name) {
+            if !satisfies(existing, mesh) {
+                var merged = mesh
+                merged.labels = existing.labels.merging(mesh.labels) { $1 }
+                merged.annotations = existing.annotations.merging(mesh.annotations) { $1 }
+                merged.resourceVersion = existing.resourceVersion
+                actions.append(.updateConfigMap(merged))
+            }
+        } else {
+            actions.append(.createConfigMap(mesh))
+        }
+
+        // Status last, so it describes what was written.
+        for peer in desired.peers {
+            let stored = current.multiclusters.first { $0.name == peer.name }?.status
+            let changed = (peer.status.objectValue ?? []).contains { key, value in stored?[key] != value }
+            if changed { actions.append(.patchStatus(multicluster: peer.name, status: peer.status)) }
+        }
+        return actions
+    }
+
+    /// The desired state for `current` at `now`.
+    public func desiredState(_ current: ObservedState, now: Int64) -> DesiredState {
+        let renderer = RemoteSecretRenderer(
+            local: configuration.local, namespace: configuration.istioNamespace, tokenPolicy: configuration.tokenPolicy)
+        // The older object keeps a peer two objects point at.
+        let ordered = current.multiclusters.sorted {
+            ($0.creationTimestamp, $0.name) < ($1.creationTimestamp, $1.name)
+        }
+        var claimed: [String: String] = [:]  // peer UUID -> object name
+        var peers: [PeerEvaluation] = []
+        for multicluster in ordered {
+            let evaluation = evaluate(
+                multicluster, fetch: current.fetches[multicluster.name] ?? PeerFetch(), claimed: &claimed,
+                renderer: renderer, current: current, now: now)
+            peers.append(evaluation)
+        }
+        peers.sort { $0.name < $1.name }
+
+        // Duplicates were refused above, so this cannot throw; an empty set
+        // is the safe fallback if it ever did.
+        let trusted = (try? TrustedPeers(peers.compactMap(\.trustedPeer))) ?? .empty
+        let trustedSecret = SecretObject(
+            namespace: configuration.trustedPeersSecretNamespace, name: configuration.trustedPeersSecretName,
+            labels: [ControllerLabels.managedBy: ControllerLabels.managedByValue],
+            data: [configuration.trustedPeersSecretKey: trusted.encodedJSON()])
+        return DesiredState(
+            peers: peers, trustedPeers: trusted, trustedPeersSecret: trustedSecret,
+            remoteSecrets: peers.compactMap(\.remoteSecret), meshNetworks: meshNetworks(peers))
+    }
+
+    // MARK: one peer
+
+    private func evaluate(
+        _ multicluster: IstioMulticluster, fetch: PeerFetch, claimed: inout [String: String],
+        renderer: RemoteSecretRenderer, current: ObservedState, now: Int64
+    ) -> PeerEvaluation {
+        let stored = multicluster.status
+        let existingConditions = (stored?["conditions"]?.arrayValue ?? []).compactMap(Condition.init(json:))
+        func storedCondition(_ type: String) -> ConditionDraft? {
+            existingConditions.first { $0.type == type }.map {
+                ConditionDraft(type: $0.type, status: $0.status, reason: $0.reason, message: $0.message)
+            }
+        }
+        let cache = stored?["metadataCache"]
+        var cachedPublic = cache?["public"].flatMap { try? PublicMetadata(value: $0) }
+        var publicTimestamp = cache?["publicLastFetchTimestamp"]?.stringValue
+        var cachedPrivate = cache?["private"].flatMap { try? PrivateMetadata(value: $0) }
+        var privateTimestamp = cache?["privateLastFetchTimestamp"]?.stringValue
+
+        var drafts: [ConditionDraft] = []
+        var trustedPeer: TrustedPeer? = nil
+        var requirements: RequirementsCheck? = nil
+        var remoteSecret: SecretObject? = nil
+        var tokenExpiry: Int64? = nil
+        var enableGateways = true
+
+        switch multicluster.spec {
+        case .failure(let error):
+            let message = "the spec is invalid: \(error); fix the IstioMulticluster"
+            drafts = [
+                ConditionDraft(type: ConditionType.publicMetadataFetched, status: .unknown, reason: "InvalidSpec", message: message),
+                ConditionDraft(type: ConditionType.privateMetadataFetched, status: .unknown, reason: "InvalidSpec", message: message),
+                ConditionDraft(type: ConditionType.requirementsMet, status: .unknown, reason: "InvalidSpec", message: message),
+                ConditionDraft(type: ConditionType.ready, status: .false, reason: "InvalidSpec", message: message),
+            ]
+        case .success(let spec):
+            enableGateways = spec.enableIngressGateway
+            let endpoint = spec.endpoint
+
+            // Public metadata: the fresh document if any, else the cache.
+            var publicCondition: ConditionDraft
+            var publicStale = false
+            switch fetch.publicMetadata {
+            case .fetched(let document, let at)?:
+                if let problem = rejection(of: document.clusterUUID, claimed: claimed, name: multicluster.name) {
+                    publicCondition = ConditionDraft(
+                        type: ConditionType.publicMetadataFetched, status: .false, reason: FetchFailure.rejected(problem).reason,
+                        message: "GET \(endpoint.publicURL): \(problem)")
+                    cachedPublic = nil
+                } else {
+                    cachedPublic = document
+                    publicTimestamp = rfc3339(unixSeconds: at)
+                    publicCondition = ConditionDraft(
+                        type: ConditionType.publicMetadataFetched, status: .true, reason: "Fetched",
+                        message: "peer \(document.clusterUUID) at \(endpoint.publicURL)")
+                }
+            case .failed(let failure, _)?:
+                publicStale = cachedPublic != nil
+                let kept = cachedPublic.map { "; keeping the key of peer \($0.clusterUUID) fetched at \(publicTimestamp ?? "an earlier time")" }
+                    ?? "; the peer is not trusted until this succeeds"
+                publicCondition = ConditionDraft(
+                    type: ConditionType.publicMetadataFetched, status: .false, reason: failure.reason,
+                    message: "GET \(endpoint.publicURL): \(failure)" + kept)
+            case nil:
+                publicCondition = storedCondition(ConditionType.publicMetadataFetched)
+                    ?? ConditionDraft(type: ConditionType.publicMetadataFetched, status: .unknown, reason: "Pending",
+                                      message: "waiting for the first fetch of \(endpoint.publicURL)")
+                publicStale = publicCondition.status == .false && cachedPublic != nil
+            }
+            // A cached peer must still pass the identity checks.
+            if let known = cachedPublic, publicCondition.status != .false || publicStale {
+                if let problem = rejection(of: known.clusterUUID, claimed: claimed, name: multicluster.name) {
+                    publicCondition = ConditionDraft(
+                        type: ConditionType.publicMetadataFetched, status: .false, reason: FetchFailure.rejected(problem).reason,
+                        message: "GET \(endpoint.publicURL): \(problem)")
+                    cachedPublic = nil
+                    publicStale = false
+                }
+            }
+            if let known = cachedPublic {
+                claimed[known.clusterUUID] = multicluster.name
+                trustedPeer = known.trustedPeer
+            }
+
+            // Private metadata.
+            var privateCondition: ConditionDraft
+            var privateStale = false
+            switch fetch.privateMetadata {
+            case .fetched(let document, let at)?:
+                cachedPrivate = document
+                privateTimestamp = rfc3339(unixSeconds: at)
+                privateCondition = ConditionDraft(
+                    type: ConditionType.privateMetadataFetched, status: .true, reason: "Fetched",
+                    message: "API host \(document.apiHost), network \"\(document.networkName)\", \(document.ingressGateways.count) ingress gateway(s)")
+            case .failed(let failure, _)?:
+                privateStale = cachedPrivate != nil
+                let kept = cachedPrivate.map { _ in "; keeping the metadata fetched at \(privateTimestamp ?? "an earlier time")" }
+                    ?? "; no remote secret until this succeeds"
+                privateCondition = ConditionDraft(
+                    type: ConditionType.privateMetadataFetched, status: .false, reason: failure.reason,
+                    message: "GET \(endpoint.privateURL): \(failure)" + kept)
+            case nil:
+                privateCondition = storedCondition(ConditionType.privateMetadataFetched)
+                    ?? ConditionDraft(type: ConditionType.privateMetadataFetched, status: .unknown, reason: "Pending",
+                                      message: cachedPublic == nil
+                                        ? "waiting for the public metadata first"
+                                        : "waiting for the first fetch of \(endpoint.privateURL)")
+                privateStale = privateCondition.status == .false && cachedPrivate != nil
+            }
+            if cachedPublic == nil { cachedPrivate = nil }
+
+            // Requirements.
+            let requirementsCondition: ConditionDraft
+            if let known = cachedPrivate {
+                let check = RequirementsCheck(local: configuration.networking, peer: known)
+                requirements = check
+                requirementsCondition = check.condition()
+            } else {
+                requirementsCondition = ConditionDraft(
+                    type: ConditionType.requirementsMet, status: .unknown, reason: "WaitingForPrivateMetadata",
+                    message: "checked once the private metadata is fetched")
+            }
+            let blocked = configuration.enforceRequirements && requirementsCondition.status == .false
+
+            // Remote secret.
+            if let peer = cachedPublic, let known = cachedPrivate, !blocked {
+                let name = RemoteSecretRenderer.secretName(for: multicluster.name)
+                let secret = renderer.render(
+                    multiclusterName: multicluster.name, peerClusterUUID: peer.clusterUUID, apiHost: known.apiHost, spec: spec,
+                    existing: current.secret(configuration.istioNamespace, name), now: now)
+                remoteSecret = secret
+                tokenExpiry = secret.data[peer.clusterUUID]
+                    .flatMap { RemoteKubeconfig(yaml: String(decoding: $0, as: UTF8.self)) }
+                    .flatMap { unverifiedClaims(of: $0.token)?.expiresAt }
+            }
+
+            // Ready.
+            let ready: ConditionDraft
+            if cachedPublic == nil {
+                ready = ConditionDraft(type: ConditionType.ready, status: .false, reason: "PeerNotTrusted",
+                                       message: "no valid public metadata yet: \(publicCondition.message)")
+            } else if cachedPrivate == nil {
+                ready = ConditionDraft(type: ConditionType.ready, status: .false, reason: "NoRemoteSecret",
+                                       message: "the peer is trusted, but there is no private metadata yet: \(privateCondition.message)")
+            } else if blocked {
+                ready = ConditionDraft(type: ConditionType.ready, status: .false, reason: "RequirementsNotMet",
+                                       message: "no remote secret while the requirements are not met: \(requirementsCondition.message)")
+            } else if publicStale || privateStale {
+                ready = ConditionDraft(type: ConditionType.ready, status: .false, reason: "MetadataStale",
+                                       message: "trust and remote secret are kept from the last good metadata, but fetching fails; see the Fetched conditions")
+            } else {
+                ready = ConditionDraft(type: ConditionType.ready, status: .true, reason: "Ready",
+                                       message: "peer \(cachedPublic?.clusterUUID ?? "") trusted; \(RemoteSecretRenderer.secretName(for: multicluster.name)) in \(configuration.istioNamespace) is current")
+            }
+            drafts = [publicCondition, privateCondition, requirementsCondition, ready]
+        }
+
+        let conditions = mergeConditions(existing: existingConditions, drafts: drafts, generation: multicluster.generation, now: now)
+        var cacheMembers: [(String, JSON)] = []
+        if let cachedPublic { cacheMembers.append(("public", cachedPublic.json)) }
+        if cachedPublic != nil, let publicTimestamp { cacheMembers.append(("publicLastFetchTimestamp", .string(publicTimestamp))) }
+        if let cachedPrivate { cacheMembers.append(("private", cachedPrivate.json)) }
+        if cachedPrivate != nil, let privateTimestamp { cacheMembers.append(("privateLastFetchTimestamp", .string(privateTimestamp))) }
+        let status: JSON = .object([
+            ("metadataCache", .object(cacheMembers)),
+            ("conditions", .array(conditions.map(\.json))),
+            ("observedGeneration", .int(multicluster.generation)),
+        ])
+        return PeerEvaluation(
+            name: multicluster.name, status: status, conditions: conditions, trustedPeer: trustedPeer,
+            privateMetadata: cachedPrivate, requirements: requirements, remoteSecret: remoteSecret,
+            apiTokenExpiresAt: tokenExpiry, enableIngressGateway: enableGateways)
+    }
+
+    /// Why `uuid` must not be trusted under `name`, if it must not.
+    private func rejection(of uuid: String, claimed: [String: String], name: String) -> String? {
+        if uuid == configuration.local.clusterUUID {
+            return "clusterUUID \(uuid) is this cluster's own UUID: the endpoint points back at this cluster"
+        }
+        if let other = claimed[uuid], other != name {
+            return "clusterUUID \(uuid) is already the peer of IstioMulticluster \"\(other)\"; delete one of the two"
+        }
+        return nil
+    }
+
+    // MARK: mesh networks
+
+    /// Istio `meshNetworks`: each network's registries and gateways, keys
+    /// and lists sorted, so the ConfigMap changes only when an address does.
+    func meshNetworks(_ peers: [PeerEvaluation]) -> ConfigMapObject {
+        var registries: [String: Set<String>] = [:]
+        var gateways: [String: Set<IngressGateway>] = [:]
+        if let network = configuration.localNetworkName, !network.isEmpty, let id = configuration.localIstioClusterID {
+            registries[network, default: []].insert(id)
+        }
+        for peer in peers {
+            guard peer.remoteSecret != nil, let trusted = peer.trustedPeer, let metadata = peer.privateMetadata,
+                !metadata.networkName.isEmpty
+            else { continue }
+            registries[metadata.networkName, default: []].insert(trusted.clusterUUID)
+            if peer.enableIngressGateway {
+                gateways[metadata.networkName, default: []].formUnion(metadata.ingressGateways)
+            }
+        }
+        func q(_ s: String) -> Node { Node(s, .implicit, .doubleQuoted) }
+        func map(_ pairs: [(Node, Node)]) -> Node { .mapping(Node.Mapping(pairs)) }
+        func seq(_ nodes: [Node]) -> Node { .sequence(Node.Sequence(nodes)) }
+        let networks: [(Node, Node)] = registries.keys.sorted().map { network in
+            var members: [(Node, Node)] = [
+                ("endpoints", seq((registries[network] ?? []).sorted().map { map([("fromRegistry", q($0))]) }))
+            ]
+            let list = (gateways[network] ?? []).sorted()
+            if !list.isEmpty {
+                members.append(("gateways", seq(list.map { map([("address", q($0.address)), ("port", Node(String($0.port), Tag(.int)))]) })))
+            }
+            return (q(network), map(members))
+        }
+        let root = map([("networks", networks.isEmpty ? .mapping(Node.Mapping([], .implicit, .flow)) : map(networks))])
+        let yaml = (try? Yams.serialize(node: root, width: -1)) ?? "networks: {}\n"
+        return ConfigMapObject(
+            namespace: configuration.istioNamespace, name: configuration.meshNetworksConfigMapName,
+            labels: [ControllerLabels.managedBy: ControllerLabels.managedByValue],
+            data: [configuration.meshNetworksConfigMapKey: yaml])
+    }
+}
