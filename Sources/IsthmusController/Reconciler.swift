@@ -305,11 +305,15 @@ public struct Reconciler: Sendable {
                         message: "GET \(endpoint.publicURL): \(problem)")
                     cachedPublic = nil
                 } else {
+                    // A peer rebuilt under the same endpoint gets a new UUID; say so,
+                    // since its old UUID's trust and remote secret go away with it.
+                    let moved = cachedPublic.flatMap { $0.clusterUUID != document.clusterUUID ? $0.clusterUUID : nil }
                     cachedPublic = document
                     publicTimestamp = rfc3339(unixSeconds: at)
                     publicCondition = ConditionDraft(
                         type: ConditionType.publicMetadataFetched, status: .true, reason: "Fetched",
-                        message: "peer \(document.clusterUUID) at \(endpoint.publicURL)")
+                        message: "peer \(document.clusterUUID) at \(endpoint.publicURL)"
+                            + (moved.map { " (its clusterUUID changed from \($0))" } ?? ""))
                 }
             case .failed(let failure, _)?:
                 publicStale = cachedPublic != nil

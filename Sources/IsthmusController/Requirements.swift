@@ -38,6 +38,9 @@ public enum RequirementViolation: Sendable, Hashable, CustomStringConvertible {
     /// is as ambiguous for Istio's TCP rules as pod/pod.
     case podServiceSubnets(local: String, peer: String)
 
+    /// Every ``reason``, for metrics that must report 0 as well as 1.
+    public static let allReasons = ["ClusterDomainMismatch", "PodSubnetOverlap", "ServiceSubnetOverlap", "PodServiceSubnetOverlap"]
+
     /// For the condition reason and the metric's `requirement` label.
     public var reason: String {
         switch self {

@@ -162,6 +162,20 @@ struct ReconcilerTests {
         #expect(Self.condition(recovered, "cluster-a", "Ready")?.lastTransitionTime == "2027-01-15T08:03:00Z")
     }
 
+    @Test("a peer whose clusterUUID changes moves trust to the new UUID, and the condition says so")
+    func uuidChange() throws {
+        let (_, settled) = Self.settle(ObservedState(multiclusters: [Self.object()], fetches: ["cluster-a": Self.fetched()]), at: Self.t0)
+        var state = settled
+        let rebuilt = Fixtures.publicMetadata(uuid: Fixtures.uuidC, key: SigningKeyPair(), rootCA: Fixtures.rootCA_A)
+        state.fetches = ["cluster-a": Self.fetched(rebuilt, at: Self.t0 + 60)]
+        let (_, after) = Self.settle(state, at: Self.t0 + 60)
+        #expect(try Self.trustedPeers(after).clusterUUIDs == [Fixtures.uuidC])
+        #expect(Self.condition(after, "cluster-a", "PublicMetadataFetched")?.message.contains("changed from \(Fixtures.uuidA)") == true)
+        let secret = try #require(Self.remoteSecret(after))
+        #expect(Array(secret.data.keys) == [Fixtures.uuidC])
+        #expect(secret.annotations["networking.istio.io/cluster"] == Fixtures.uuidC)
+    }
+
     @Test("malformed metadata on first contact writes nothing for the peer")
     func malformedFirstContact() throws {
         let failure = FetchFailure.invalidDocument(MetadataError(document: .public, field: "authnKeyPub", problem: "no PEM block found"))

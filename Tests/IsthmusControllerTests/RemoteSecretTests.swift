@@ -1,3 +1,4 @@
+import Foundation
 import IsthmusController
 import IsthmusKubeTypes
 import IsthmusTrust
@@ -75,6 +76,33 @@ struct RemoteSecretTests {
         #expect(verified.expiresAt == Self.now + 7 * 86_400)
         // The wrong scope is refused: this token cannot read private metadata.
         #expect(throws: TokenFailure.self) { try Self.verifierAtA.verify(BearerToken(config.token), scope: .privateMulticluster, now: Self.now) }
+    }
+
+    @Test("real kubectl reads the rendered kubeconfig: server, token, CA and context")
+    func kubectlReadsIt() throws {
+        let text = Self.kubeconfigText(Self.render())
+        let config = try #require(RemoteKubeconfig(yaml: text))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-controller-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("kubeconfig")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
+        process.arguments = [
+            "--kubeconfig", file.path, "config", "view", "--raw", "-o",
+            "jsonpath={.current-context}|{.clusters[0].cluster.server}|{.users[0].user.token}|{.clusters[0].cluster.certificate-authority-data}",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let fields = String(decoding: data, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        #expect(process.terminationStatus == 0, "\(fields)")
+        #expect(fields == ["cluster-a", "https://api.k8s-a.example.com", config.token, Base64Reference.encode(Fixtures.rootCA_A)])
     }
 
     @Test("insecureSkipVerify writes insecure-skip-tls-verify and no CA, as kubectl requires")
