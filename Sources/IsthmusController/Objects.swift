@@ -6,8 +6,12 @@ public enum ControllerLabels {
     /// updated or deleted by it.
     public static let managedBy = "app.kubernetes.io/managed-by"
     public static let managedByValue = "isthmus-controller"
-    /// On a remote secret: the IstioMulticluster it was rendered for.
-    public static let istioMulticluster = "isthmus.io/istio-multicluster"
+    /// Label `"true"` on the remote secrets this controller renders: what it
+    /// lists, and deletes when their IstioMulticluster is gone.
+    public static let remoteSecret = "isthmus.io/remote-secret"
+    /// Annotation on a remote secret: the IstioMulticluster it was rendered
+    /// for (an annotation, as names may exceed a label value's 63 bytes).
+    public static let istioMulticlusterAnnotation = "isthmus.io/istio-multicluster"
     /// What istiod's secret controller selects remote secrets by.
     public static let istioMultiCluster = "istio/multiCluster"
     /// Tells istiod the cluster ID of the kubeconfig in the Secret.
@@ -130,8 +134,10 @@ func satisfies(_ current: SecretObject, _ desired: SecretObject) -> Bool {
         && desired.annotations.allSatisfy { current.annotations[$0.key] == $0.value }
 }
 
+/// Only the keys we write are compared, so the mesh networks may live in a
+/// ConfigMap shared with other settings (Istio's own `istio` ConfigMap).
 func satisfies(_ current: ConfigMapObject, _ desired: ConfigMapObject) -> Bool {
-    current.data == desired.data
+    desired.data.allSatisfy { current.data[$0.key] == $0.value }
         && desired.labels.allSatisfy { current.labels[$0.key] == $0.value }
         && desired.annotations.allSatisfy { current.annotations[$0.key] == $0.value }
 }

@@ -199,7 +199,7 @@ public struct Reconciler: Sendable {
         let wantedNames = Set(desired.remoteSecrets.map(\.name))
         for secret in current.secrets.sorted(by: { $0.name < $1.name })
         where secret.namespace == configuration.istioNamespace && secret.isManagedByController
-            && secret.labels[ControllerLabels.istioMulticluster] != nil && !wantedNames.contains(secret.name) {
+            && secret.labels[ControllerLabels.remoteSecret] == "true" && !wantedNames.contains(secret.name) {
             actions.append(.deleteSecret(namespace: secret.namespace, name: secret.name))
         }
 
@@ -209,6 +209,7 @@ public struct Reconciler: Sendable {
                 var merged = mesh
                 merged.labels = existing.labels.merging(mesh.labels) { $1 }
                 merged.annotations = existing.annotations.merging(mesh.annotations) { $1 }
+                merged.data = existing.data.merging(mesh.data) { $1 }
                 merged.resourceVersion = existing.resourceVersion
                 actions.append(.updateConfigMap(merged))
             }

@@ -195,9 +195,12 @@ public struct RemoteSecretRenderer: Sendable {
             labels: [
                 ControllerLabels.istioMultiCluster: "true",
                 ControllerLabels.managedBy: ControllerLabels.managedByValue,
-                ControllerLabels.istioMulticluster: multiclusterName,
+                ControllerLabels.remoteSecret: "true",
             ],
-            annotations: [ControllerLabels.istioClusterAnnotation: peerClusterUUID],
+            annotations: [
+                ControllerLabels.istioClusterAnnotation: peerClusterUUID,
+                ControllerLabels.istioMulticlusterAnnotation: multiclusterName,
+            ],
             data: [peerClusterUUID: bytes])
     }
 }

@@ -239,9 +239,24 @@ struct ReconcilerTests {
     @Test("Secrets not labelled as ours are never deleted")
     func foreignSecretsKept() {
         let foreign = SecretObject(namespace: "istio-system", name: "istio-remote-secret-manual",
-                                   labels: ["istio/multiCluster": "true", "isthmus.io/istio-multicluster": "manual"], data: ["x": [1]])
+                                   labels: ["istio/multiCluster": "true", "isthmus.io/remote-secret": "true"], data: ["x": [1]])
         let actions = Self.reconciler.plan(current: ObservedState(multiclusters: [], secrets: [foreign]), now: Self.t0)
         #expect(!actions.contains(.deleteSecret(namespace: "istio-system", name: "istio-remote-secret-manual")))
+    }
+
+    @Test("the mesh networks can share Istio's own ConfigMap: other keys are kept")
+    func sharedMeshConfigMap() throws {
+        var configuration = Self.configuration
+        configuration.meshNetworksConfigMapName = "istio"
+        let reconciler = Reconciler(configuration: configuration)
+        let istio = ConfigMapObject(namespace: "istio-system", name: "istio", data: ["mesh": "defaultConfig: {}\n"], resourceVersion: "7")
+        let actions = reconciler.plan(current: ObservedState(multiclusters: [], configMaps: [istio]), now: Self.t0)
+        let update = try #require(actions.compactMap { if case .updateConfigMap(let c) = $0 { c } else { nil } }.first)
+        #expect(update.data["mesh"] == "defaultConfig: {}\n")
+        #expect(update.data["meshNetworks"]?.hasPrefix("networks:") == true)
+        #expect(update.resourceVersion == "7")
+        #expect(reconciler.plan(current: ObservedState(multiclusters: [], configMaps: [update]), now: Self.t0)
+            .allSatisfy { if case .updateConfigMap = $0 { false } else { true } })
     }
 
     @Test("two objects claiming one peer: the older keeps it, the newer is told why")

@@ -36,6 +36,8 @@ struct RemoteSecretTests {
         #expect(secret.name == "istio-remote-secret-cluster-a")
         #expect(secret.namespace == "istio-system")
         #expect(secret.labels["istio/multiCluster"] == "true")
+        #expect(secret.labels["isthmus.io/remote-secret"] == "true")
+        #expect(secret.annotations["isthmus.io/istio-multicluster"] == "cluster-a")
         #expect(secret.annotations["networking.istio.io/cluster"] == Fixtures.uuidA)
         #expect(Array(secret.data.keys) == [Fixtures.uuidA])
         // On the wire, data is Base64 and the object round-trips.
