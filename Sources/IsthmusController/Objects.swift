@@ -120,6 +120,22 @@ public struct ConfigMapObject: Sendable, Hashable {
 }
 
 extension JSON {
+    /// RFC 7386 JSON merge patch, which is what a `merge-patch+json` PATCH
+    /// of a custom resource's status does: objects merge member by member,
+    /// `null` deletes, anything else (arrays included) replaces.
+    public func mergePatched(with patch: JSON) -> JSON {
+        guard case .object(let members) = patch else { return patch }
+        var result: JSON = isObject ? self : .object([])
+        for (key, value) in members {
+            if case .null = value {
+                result[key] = nil
+            } else {
+                result[key] = (result[key] ?? .null).mergePatched(with: value)
+            }
+        }
+        return result
+    }
+
     static func sortedStringMap(_ map: [String: String]) -> JSON {
         .object(map.keys.sorted().map { ($0, .string(map[$0] ?? "")) })
     }

@@ -115,10 +115,7 @@ public struct ObservedState: Sendable {
                 next.configMaps.append(c)
             case .patchStatus(let name, let status):
                 guard let index = next.multiclusters.firstIndex(where: { $0.name == name }) else { continue }
-                var merged = next.multiclusters[index].status ?? .object([])
-                if !merged.isObject { merged = .object([]) }
-                for (key, value) in status.objectValue ?? [] { merged[key] = value }
-                next.multiclusters[index].status = merged
+                next.multiclusters[index].status = (next.multiclusters[index].status ?? .object([])).mergePatched(with: status)
             }
         }
         return next
@@ -133,14 +130,16 @@ public enum Action: Sendable, Hashable {
     case deleteSecret(namespace: String, name: String)
     case createConfigMap(ConfigMapObject)
     case updateConfigMap(ConfigMapObject)
-    /// A merge patch of `status` on the IstioMulticluster (status subresource).
+    /// A JSON merge patch (RFC 7386) of `status` on the IstioMulticluster's
+    /// status subresource. Cache entries that must go are `null`.
     case patchStatus(multicluster: String, status: JSON)
 }
 
 /// The controller's view of one IstioMulticluster after a round.
 public struct PeerEvaluation: Sendable {
     public var name: String
-    /// The full status this object should have.
+    /// The status as a merge patch (RFC 7386): what the object's status
+    /// should say, with `null` for members that must go.
     public var status: JSON
     public var conditions: [Condition]
     /// The peer as it goes into the trusted peers file; nil if not trusted.
@@ -219,9 +218,10 @@ public struct Reconciler: Sendable {
 
         // Status last, so it describes what was written.
         for peer in desired.peers {
-            let stored = current.multiclusters.first { $0.name == peer.name }?.status
-            let changed = (peer.status.objectValue ?? []).contains { key, value in stored?[key] != value }
-            if changed { actions.append(.patchStatus(multicluster: peer.name, status: peer.status)) }
+            // Compared as the server will apply it: members we do not write
+            // (a Deckhouse `ca`, another writer's fields) are not a change.
+            let stored = current.multiclusters.first { $0.name == peer.name }?.status ?? .object([])
+            if stored.mergePatched(with: peer.status) != stored { actions.append(.patchStatus(multicluster: peer.name, status: peer.status)) }
         }
         return actions
     }
@@ -418,11 +418,14 @@ public struct Reconciler: Sendable {
         }
 
         let conditions = mergeConditions(existing: existingConditions, drafts: drafts, generation: multicluster.generation, now: now)
-        var cacheMembers: [(String, JSON)] = []
-        if let cachedPublic { cacheMembers.append(("public", cachedPublic.json)) }
-        if cachedPublic != nil, let publicTimestamp { cacheMembers.append(("publicLastFetchTimestamp", .string(publicTimestamp))) }
-        if let cachedPrivate { cacheMembers.append(("private", cachedPrivate.json)) }
-        if cachedPrivate != nil, let privateTimestamp { cacheMembers.append(("privateLastFetchTimestamp", .string(privateTimestamp))) }
+        // Absent entries are written as null so the merge patch removes a
+        // cache that must no longer be used (a rejected UUID).
+        let cacheMembers: [(String, JSON)] = [
+            ("public", cachedPublic?.json ?? .null),
+            ("publicLastFetchTimestamp", cachedPublic != nil ? publicTimestamp.map(JSON.string) ?? .null : .null),
+            ("private", cachedPrivate.map(Self.privateCachePatch) ?? .null),
+            ("privateLastFetchTimestamp", cachedPrivate != nil ? privateTimestamp.map(JSON.string) ?? .null : .null),
+        ]
         let status: JSON = .object([
             ("metadataCache", .object(cacheMembers)),
             ("conditions", .array(conditions.map(\.json))),
@@ -432,6 +435,17 @@ public struct Reconciler: Sendable {
             name: multicluster.name, status: status, conditions: conditions, trustedPeer: trustedPeer,
             privateMetadata: cachedPrivate, requirements: requirements, remoteSecret: remoteSecret,
             apiTokenExpiresAt: tokenExpiry, enableIngressGateway: enableGateways)
+    }
+
+    /// The private document for the cache, with the optional Isthmus
+    /// members the peer no longer publishes set to null, so the merge patch
+    /// removes them instead of keeping a stale clusterDomain or subnet.
+    static func privateCachePatch(_ metadata: PrivateMetadata) -> JSON {
+        var json = metadata.json
+        for key in ["clusterDomain", "podSubnetCIDR", "serviceSubnetCIDR"] where json[key] == nil {
+            json[key] = .null
+        }
+        return json
     }
 
     /// Why `uuid` must not be trusted under `name`, if it must not.

@@ -176,6 +176,38 @@ struct ReconcilerTests {
         #expect(secret.annotations["networking.istio.io/cluster"] == Fixtures.uuidC)
     }
 
+    @Test("status patches are merge patches: a dropped field is nulled, a foreign field is not a change")
+    func mergePatchSemantics() throws {
+        let (_, settled) = Self.settle(ObservedState(multiclusters: [Self.object()], fetches: ["cluster-a": Self.fetched()]), at: Self.t0)
+        // Someone else's field inside the cache (Deckhouse writes private.ca) does not cause a write.
+        var foreign = settled
+        foreign.multiclusters[0].status?.setValue(.string(""), at: ["metadataCache", "private", "ca"])
+        #expect(Self.reconciler.plan(current: foreign, now: Self.t0 + 1).isEmpty)
+        // The peer stops publishing clusterDomain: the cached value must not linger.
+        var dropped = foreign
+        dropped.fetches = ["cluster-a": Self.fetched(Fixtures.publicMetadata(), Fixtures.privateMetadata(clusterDomain: nil), at: Self.t0 + 2)]
+        let (actions, after) = Self.settle(dropped, at: Self.t0 + 2)
+        guard case .patchStatus(_, let patch)? = actions.last else {
+            Issue.record("expected a status patch, got \(actions)")
+            return
+        }
+        #expect(patch.value(at: ["metadataCache", "private", "clusterDomain"]) == .null)
+        #expect(after.multiclusters[0].status?.value(at: ["metadataCache", "private", "clusterDomain"]) == nil)
+        #expect(after.multiclusters[0].status?.value(at: ["metadataCache", "private", "ca"]) == .string(""))
+    }
+
+    @Test("a rejected peer's cache is removed from the status")
+    func rejectedCacheRemoved() throws {
+        let (_, settled) = Self.settle(ObservedState(multiclusters: [Self.object()], fetches: ["cluster-a": Self.fetched()]), at: Self.t0)
+        var state = settled
+        let me = Fixtures.publicMetadata(uuid: Fixtures.uuidB, key: Fixtures.keyB, rootCA: Fixtures.rootCA_B)
+        state.fetches = ["cluster-a": Self.fetched(me, at: Self.t0 + 60)]
+        let (_, after) = Self.settle(state, at: Self.t0 + 60)
+        #expect(after.multiclusters[0].status?.value(at: ["metadataCache", "public"]) == nil)
+        #expect(try Self.trustedPeers(after).isEmpty)
+        #expect(Self.remoteSecret(after) == nil)
+    }
+
     @Test("malformed metadata on first contact writes nothing for the peer")
     func malformedFirstContact() throws {
         let failure = FetchFailure.invalidDocument(MetadataError(document: .public, field: "authnKeyPub", problem: "no PEM block found"))
