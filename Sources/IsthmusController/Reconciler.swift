@@ -295,81 +295,27 @@ public struct Reconciler: Sendable {
             enableGateways = spec.enableIngressGateway
             let endpoint = spec.endpoint
 
-            // Public metadata: the fresh document if any, else the cache.
-            var publicCondition: ConditionDraft
-            var publicStale = false
-            switch fetch.publicMetadata {
-            case .fetched(let document, let at)?:
-                if let problem = rejection(of: document.clusterUUID, claimed: claimed, name: multicluster.name) {
-                    publicCondition = ConditionDraft(
-                        type: ConditionType.publicMetadataFetched, status: .false, reason: FetchFailure.rejected(problem).reason,
-                        message: "GET \(endpoint.publicURL): \(problem)")
-                    cachedPublic = nil
-                } else {
-                    // A peer rebuilt under the same endpoint gets a new UUID; say so,
-                    // since its old UUID's trust and remote secret go away with it.
-                    let moved = cachedPublic.flatMap { $0.clusterUUID != document.clusterUUID ? $0.clusterUUID : nil }
-                    cachedPublic = document
-                    publicTimestamp = rfc3339(unixSeconds: at)
-                    publicCondition = ConditionDraft(
-                        type: ConditionType.publicMetadataFetched, status: .true, reason: "Fetched",
-                        message: "peer \(document.clusterUUID) at \(endpoint.publicURL)"
-                            + (moved.map { " (its clusterUUID changed from \($0))" } ?? ""))
-                }
-            case .failed(let failure, _)?:
-                publicStale = cachedPublic != nil
-                let kept = cachedPublic.map { "; keeping the key of peer \($0.clusterUUID) fetched at \(publicTimestamp ?? "an earlier time")" }
-                    ?? "; the peer is not trusted until this succeeds"
-                publicCondition = ConditionDraft(
-                    type: ConditionType.publicMetadataFetched, status: .false, reason: failure.reason,
-                    message: "GET \(endpoint.publicURL): \(failure)" + kept)
-            case nil:
-                publicCondition = storedCondition(ConditionType.publicMetadataFetched)
-                    ?? ConditionDraft(type: ConditionType.publicMetadataFetched, status: .unknown, reason: "Pending",
-                                      message: "waiting for the first fetch of \(endpoint.publicURL)")
-                publicStale = publicCondition.status == .false && cachedPublic != nil
-            }
-            // A cached peer must still pass the identity checks.
-            if let known = cachedPublic, publicCondition.status != .false || publicStale {
-                if let problem = rejection(of: known.clusterUUID, claimed: claimed, name: multicluster.name) {
-                    publicCondition = ConditionDraft(
-                        type: ConditionType.publicMetadataFetched, status: .false, reason: FetchFailure.rejected(problem).reason,
-                        message: "GET \(endpoint.publicURL): \(problem)")
-                    cachedPublic = nil
-                    publicStale = false
-                }
-            }
-            if let known = cachedPublic {
-                claimed[known.clusterUUID] = multicluster.name
-                trustedPeer = known.trustedPeer
+            let known = resolvePublic(
+                fetch.publicMetadata, cached: cachedPublic, cachedAt: publicTimestamp,
+                stored: storedCondition(ConditionType.publicMetadataFetched), endpoint: endpoint,
+                claimed: claimed, name: multicluster.name)
+            cachedPublic = known.document
+            publicTimestamp = known.fetchedAt
+            let publicCondition = known.condition
+            let publicStale = known.stale
+            if let peer = cachedPublic {
+                claimed[peer.clusterUUID] = multicluster.name
+                trustedPeer = peer.trustedPeer
             }
 
-            // Private metadata.
-            var privateCondition: ConditionDraft
-            var privateStale = false
-            switch fetch.privateMetadata {
-            case .fetched(let document, let at)?:
-                cachedPrivate = document
-                privateTimestamp = rfc3339(unixSeconds: at)
-                privateCondition = ConditionDraft(
-                    type: ConditionType.privateMetadataFetched, status: .true, reason: "Fetched",
-                    message: "API host \(document.apiHost), network \"\(document.networkName)\", \(document.ingressGateways.count) ingress gateway(s)")
-            case .failed(let failure, _)?:
-                privateStale = cachedPrivate != nil
-                let kept = cachedPrivate.map { _ in "; keeping the metadata fetched at \(privateTimestamp ?? "an earlier time")" }
-                    ?? "; no remote secret until this succeeds"
-                privateCondition = ConditionDraft(
-                    type: ConditionType.privateMetadataFetched, status: .false, reason: failure.reason,
-                    message: "GET \(endpoint.privateURL): \(failure)" + kept)
-            case nil:
-                privateCondition = storedCondition(ConditionType.privateMetadataFetched)
-                    ?? ConditionDraft(type: ConditionType.privateMetadataFetched, status: .unknown, reason: "Pending",
-                                      message: cachedPublic == nil
-                                        ? "waiting for the public metadata first"
-                                        : "waiting for the first fetch of \(endpoint.privateURL)")
-                privateStale = privateCondition.status == .false && cachedPrivate != nil
-            }
-            if cachedPublic == nil { cachedPrivate = nil }
+            let knownPrivate = resolvePrivate(
+                fetch.privateMetadata, cached: cachedPublic == nil ? nil : cachedPrivate, cachedAt: privateTimestamp,
+                stored: storedCondition(ConditionType.privateMetadataFetched), endpoint: endpoint,
+                publicKnown: cachedPublic != nil)
+            cachedPrivate = cachedPublic == nil ? nil : knownPrivate.document
+            privateTimestamp = knownPrivate.fetchedAt
+            let privateCondition = knownPrivate.condition
+            let privateStale = knownPrivate.stale
 
             // Requirements.
             let requirementsCondition: ConditionDraft
@@ -435,6 +381,92 @@ public struct Reconciler: Sendable {
             name: multicluster.name, status: status, conditions: conditions, trustedPeer: trustedPeer,
             privateMetadata: cachedPrivate, requirements: requirements, remoteSecret: remoteSecret,
             apiTokenExpiresAt: tokenExpiry, enableIngressGateway: enableGateways)
+    }
+
+    /// A document after a round: the one to use (fresh or cached), when it
+    /// was fetched, its condition, and whether it is kept although the
+    /// latest fetch failed.
+    struct DocumentOutcome<Document> {
+        var document: Document?
+        var fetchedAt: String?
+        var stale: Bool
+        var condition: ConditionDraft
+    }
+
+    /// The public document: a fresh one replaces the cache unless its UUID
+    /// is refused; a failure keeps the cache (the last known key); no fetch
+    /// keeps the stored condition. A cached peer is held to the same
+    /// identity checks as a fresh one.
+    func resolvePublic(
+        _ fetch: FetchResult<PublicMetadata>?, cached: PublicMetadata?, cachedAt: String?, stored: ConditionDraft?,
+        endpoint: MetadataEndpoint, claimed: [String: String], name: String
+    ) -> DocumentOutcome<PublicMetadata> {
+        let type = ConditionType.publicMetadataFetched
+        func refused(_ problem: String) -> DocumentOutcome<PublicMetadata> {
+            DocumentOutcome(
+                document: nil, fetchedAt: nil, stale: false,
+                condition: ConditionDraft(type: type, status: .false, reason: FetchFailure.rejected(problem).reason,
+                                          message: "GET \(endpoint.publicURL): \(problem)"))
+        }
+        var outcome: DocumentOutcome<PublicMetadata>
+        switch fetch {
+        case .fetched(let document, let at)?:
+            if let problem = rejection(of: document.clusterUUID, claimed: claimed, name: name) { return refused(problem) }
+            // A peer rebuilt under the same endpoint gets a new UUID; say so,
+            // since its old UUID's trust and remote secret go away with it.
+            let moved = cached.flatMap { $0.clusterUUID != document.clusterUUID ? $0.clusterUUID : nil }
+            return DocumentOutcome(
+                document: document, fetchedAt: rfc3339(unixSeconds: at), stale: false,
+                condition: ConditionDraft(type: type, status: .true, reason: "Fetched",
+                                          message: "peer \(document.clusterUUID) at \(endpoint.publicURL)"
+                                            + (moved.map { " (its clusterUUID changed from \($0))" } ?? "")))
+        case .failed(let failure, _)?:
+            let kept = cached.map { "; keeping the key of peer \($0.clusterUUID) fetched at \(cachedAt ?? "an earlier time")" }
+                ?? "; the peer is not trusted until this succeeds"
+            outcome = DocumentOutcome(
+                document: cached, fetchedAt: cachedAt, stale: cached != nil,
+                condition: ConditionDraft(type: type, status: .false, reason: failure.reason,
+                                          message: "GET \(endpoint.publicURL): \(failure)" + kept))
+        case nil:
+            let condition = stored ?? ConditionDraft(type: type, status: .unknown, reason: "Pending",
+                                                     message: "waiting for the first fetch of \(endpoint.publicURL)")
+            outcome = DocumentOutcome(document: cached, fetchedAt: cachedAt,
+                                      stale: condition.status == .false && cached != nil, condition: condition)
+        }
+        if let peer = outcome.document, let problem = rejection(of: peer.clusterUUID, claimed: claimed, name: name) {
+            return refused(problem)
+        }
+        return outcome
+    }
+
+    /// The private document, by the same rules as the public one (minus the
+    /// identity checks, which the public document carries).
+    func resolvePrivate(
+        _ fetch: FetchResult<PrivateMetadata>?, cached: PrivateMetadata?, cachedAt: String?, stored: ConditionDraft?,
+        endpoint: MetadataEndpoint, publicKnown: Bool
+    ) -> DocumentOutcome<PrivateMetadata> {
+        let type = ConditionType.privateMetadataFetched
+        switch fetch {
+        case .fetched(let document, let at)?:
+            return DocumentOutcome(
+                document: document, fetchedAt: rfc3339(unixSeconds: at), stale: false,
+                condition: ConditionDraft(
+                    type: type, status: .true, reason: "Fetched",
+                    message: "API host \(document.apiHost), network \"\(document.networkName)\", \(document.ingressGateways.count) ingress gateway(s)"))
+        case .failed(let failure, _)?:
+            let kept = cached.map { _ in "; keeping the metadata fetched at \(cachedAt ?? "an earlier time")" }
+                ?? "; no remote secret until this succeeds"
+            return DocumentOutcome(
+                document: cached, fetchedAt: cachedAt, stale: cached != nil,
+                condition: ConditionDraft(type: type, status: .false, reason: failure.reason,
+                                          message: "GET \(endpoint.privateURL): \(failure)" + kept))
+        case nil:
+            let condition = stored ?? ConditionDraft(
+                type: type, status: .unknown, reason: "Pending",
+                message: publicKnown ? "waiting for the first fetch of \(endpoint.privateURL)" : "waiting for the public metadata first")
+            return DocumentOutcome(document: cached, fetchedAt: cachedAt,
+                                   stale: condition.status == .false && cached != nil, condition: condition)
+        }
     }
 
     /// The private document for the cache, with the optional Isthmus
