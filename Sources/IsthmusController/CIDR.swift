@@ -14,6 +14,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// The address bits, right-aligned (IPv4 in the low 32 bits).
     public let value: UInt128
 
+    /// From the address bits; for IPv4, bits above the low 32 are dropped.
     public init(family: Family, value: UInt128) {
         self.family = family
         self.value = family == .v4 ? value & 0xFFFF_FFFF : value
@@ -145,16 +146,19 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
 public struct CIDR: Sendable, Hashable, CustomStringConvertible {
     /// The first address of the prefix (host bits zero).
     public let network: IPAddress
+    /// The number of leading network bits.
     public let prefixLength: Int
 
     public var family: IPAddress.Family { network.family }
 
+    /// Nil when the length exceeds the family's width; host bits are masked off.
     public init?(network: IPAddress, prefixLength: Int) {
         guard (0...network.family.bitWidth).contains(prefixLength) else { return nil }
         self.network = IPAddress(family: network.family, value: network.value & Self.mask(network.family, prefixLength))
         self.prefixLength = prefixLength
     }
 
+    /// From `address/length`; nil for anything else (no spaces, no leading zeros in the length).
     public init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPAddress(parts[0]) else { return nil }
@@ -179,6 +183,7 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
         return IPAddress(family: family, value: network.value | hostBits)
     }
 
+    /// Whether `address` (of the same family) lies in the prefix.
     public func contains(_ address: IPAddress) -> Bool {
         address.family == family && address.value & Self.mask(family, prefixLength) == network.value
     }
@@ -200,6 +205,7 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
 public struct CIDRList: Sendable, Hashable, CustomStringConvertible {
     public let prefixes: [CIDR]
 
+    /// From already parsed prefixes, in order.
     public init(_ prefixes: [CIDR]) { self.prefixes = prefixes }
 
     /// Parses the list; spaces around items are ignored, empty items are not.

@@ -15,6 +15,7 @@ public struct Condition: Sendable, Hashable {
     public var lastTransitionTime: String
     public var observedGeneration: Int
 
+    /// From parts; `init?(json:)` reads one from a stored status.
     public init(type: String, status: Status, reason: String, message: String, lastTransitionTime: String, observedGeneration: Int) {
         self.type = type
         self.status = status
@@ -63,6 +64,7 @@ public struct ConditionDraft: Sendable, Hashable {
     public var reason: String
     public var message: String
 
+    /// A condition as computed this round.
     public init(type: String, status: Condition.Status, reason: String, message: String) {
         self.type = type
         self.status = status

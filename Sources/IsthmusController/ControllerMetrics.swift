@@ -43,6 +43,7 @@ public struct MetricSample: Sendable, Hashable {
     public var labels: [String: String]
     public var value: Double
 
+    /// One sample of the gauge `name`.
     public init(name: String, labels: [String: String], value: Double) {
         self.name = name
         self.labels = labels

@@ -7,6 +7,9 @@ public struct SpecError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The JSON path of the field, e.g. `spec.metadata.ca`.
     public let field: String
     public let problem: String
+    /// - Parameters:
+    ///   - field: the JSON path of the field.
+    ///   - problem: what is wrong, worded for the operator.
     public init(field: String, problem: String) {
         self.field = field
         self.problem = problem
@@ -97,6 +100,7 @@ public struct IstioMulticlusterSpec: Sendable, Hashable {
     /// ingress gateways go into the mesh networks.
     public var enableIngressGateway: Bool
 
+    /// From parsed values (tests, code); `init(json:)` reads an object's spec.
     public init(endpoint: MetadataEndpoint, ca: String? = nil, insecureSkipVerify: Bool = false, enableIngressGateway: Bool = true) {
         self.endpoint = endpoint
         self.ca = ca
@@ -185,6 +189,7 @@ public struct IstioMulticluster: Sendable {
     /// The `status` value as stored (may be absent).
     public var status: JSON?
 
+    /// From parsed values (tests, code); `init(json:)` reads an object.
     public init(name: String, generation: Int = 1, creationTimestamp: String = "",
                 spec: Result<IstioMulticlusterSpec, SpecError>, status: JSON? = nil) {
         self.name = name

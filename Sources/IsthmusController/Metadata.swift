@@ -81,6 +81,7 @@ public struct PublicMetadata: Sendable, Hashable {
     /// The peer as the trusted peers file holds it; parsing proved it valid.
     public let trustedPeer: TrustedPeer
 
+    /// From the body of `GET <endpoint>/public/public.json`.
     public init(json bytes: some Collection<UInt8>) throws(MetadataError) {
         try self.init(reader: DocumentReader(document: .public, bytes: bytes))
     }
@@ -152,6 +153,7 @@ public struct PrivateMetadata: Sendable, Hashable {
     public let podSubnets: CIDRList?
     public let serviceSubnets: CIDRList?
 
+    /// From the body of `GET <endpoint>/private/multicluster.json`.
     public init(json bytes: some Collection<UInt8>) throws(MetadataError) {
         try self.init(reader: DocumentReader(document: .private, bytes: bytes))
     }
@@ -305,11 +307,13 @@ public enum MetadataResponse {
         return String(message.prefix(200))
     }
 
+    /// A public metadata response: 200 with a JSON body, or why not.
     public static func interpretPublic(status: Int, contentType: String?, body: [UInt8]) -> Result<PublicMetadata, FetchFailure> {
         if let failure = check(status: status, contentType: contentType, body: body) { return .failure(failure) }
         do { return .success(try PublicMetadata(json: body)) } catch { return .failure(.invalidDocument(error)) }
     }
 
+    /// A private metadata response: 200 with a JSON body, or why not (401/403: our token was refused).
     public static func interpretPrivate(status: Int, contentType: String?, body: [UInt8]) -> Result<PrivateMetadata, FetchFailure> {
         if let failure = check(status: status, contentType: contentType, body: body) { return .failure(failure) }
         do { return .success(try PrivateMetadata(json: body)) } catch { return .failure(.invalidDocument(error)) }

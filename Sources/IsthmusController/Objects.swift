@@ -31,6 +31,7 @@ public struct SecretObject: Sendable, Hashable {
     /// optimistic concurrency.
     public var resourceVersion: String?
 
+    /// From parts; `init?(json:)` reads an object from the API server.
     public init(namespace: String, name: String, labels: [String: String] = [:], annotations: [String: String] = [:],
                 type: String = "Opaque", data: [String: [UInt8]], resourceVersion: String? = nil) {
         self.namespace = namespace
@@ -73,6 +74,7 @@ public struct SecretObject: Sendable, Hashable {
         ])
     }
 
+    /// Whether this controller wrote it, so may update or delete it.
     public var isManagedByController: Bool { labels[ControllerLabels.managedBy] == ControllerLabels.managedByValue }
 }
 
@@ -85,6 +87,7 @@ public struct ConfigMapObject: Sendable, Hashable {
     public var data: [String: String]
     public var resourceVersion: String?
 
+    /// From parts; `init?(json:)` reads an object from the API server.
     public init(namespace: String, name: String, labels: [String: String] = [:], annotations: [String: String] = [:],
                 data: [String: String], resourceVersion: String? = nil) {
         self.namespace = namespace
@@ -95,6 +98,7 @@ public struct ConfigMapObject: Sendable, Hashable {
         self.resourceVersion = resourceVersion
     }
 
+    /// From the object as the API server returns it; nil without a name.
     public init?(json: JSON) {
         guard let name = json.value(at: ["metadata", "name"])?.stringValue else { return nil }
         self.init(
@@ -105,6 +109,7 @@ public struct ConfigMapObject: Sendable, Hashable {
             resourceVersion: json.value(at: ["metadata", "resourceVersion"])?.stringValue)
     }
 
+    /// The body for create or update, keys sorted.
     public var json: JSON {
         var metadata: [(String, JSON)] = [("name", .string(name)), ("namespace", .string(namespace))]
         if let resourceVersion { metadata.append(("resourceVersion", .string(resourceVersion))) }
@@ -116,6 +121,7 @@ public struct ConfigMapObject: Sendable, Hashable {
         ])
     }
 
+    /// Whether this controller wrote it, so may update it.
     public var isManagedByController: Bool { labels[ControllerLabels.managedBy] == ControllerLabels.managedByValue }
 }
 
