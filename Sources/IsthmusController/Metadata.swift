@@ -123,7 +123,7 @@ public struct PublicMetadata: Sendable, Hashable {
 }
 
 /// One ingress gateway of a peer: where east-west traffic enters it.
-public struct IngressGateway: Sendable, Hashable, Comparable {
+public struct PeerIngressGateway: Sendable, Hashable, Comparable {
     public let address: String
     public let port: Int
 
@@ -132,7 +132,7 @@ public struct IngressGateway: Sendable, Hashable, Comparable {
         self.port = port
     }
 
-    public static func < (a: IngressGateway, b: IngressGateway) -> Bool {
+    public static func < (a: PeerIngressGateway, b: PeerIngressGateway) -> Bool {
         (a.address, a.port) < (b.address, b.port)
     }
 }
@@ -145,7 +145,7 @@ public struct IngressGateway: Sendable, Hashable, Comparable {
 public struct PrivateMetadata: Sendable, Hashable {
     public let apiHost: String
     public let networkName: String
-    public let ingressGateways: [IngressGateway]
+    public let ingressGateways: [PeerIngressGateway]
     public let clusterDomain: String?
     /// As published (comma-separated for dual stack); parsed in `podSubnets`.
     public let podSubnetCIDR: String?
@@ -170,7 +170,7 @@ public struct PrivateMetadata: Sendable, Hashable {
         }
         self.apiHost = apiHost
         self.networkName = try reader.requiredString("networkName", allowEmpty: true)
-        var gateways: [IngressGateway] = []
+        var gateways: [PeerIngressGateway] = []
         switch reader.object["ingressGateways"] {
         case nil, .null?:
             break  // Go marshals an empty slice as null
@@ -184,7 +184,7 @@ public struct PrivateMetadata: Sendable, Hashable {
                 guard let port = item["port"]?.intValue, (1...65535).contains(port) else {
                     throw reader.fail(field + ".port", "must be an integer port (1-65535)")
                 }
-                gateways.append(IngressGateway(address: address, port: port))
+                gateways.append(PeerIngressGateway(address: address, port: port))
             }
         case let other?:
             throw reader.fail("ingressGateways", "must be an array, found \(other.kindName)")
@@ -244,7 +244,7 @@ public struct PrivateMetadata: Sendable, Hashable {
 
 /// Why fetching a metadata document failed, phrased so an operator knows
 /// what to fix. Built by the fetcher (transport) or by
-/// ``MetadataResponse/interpret(document:status:contentType:body:)``.
+/// ``PeerMetadataResponse/interpret(document:status:contentType:body:)``.
 public enum FetchFailure: Error, Sendable, Hashable, CustomStringConvertible {
     /// No HTTP response: DNS, connection, TLS, timeout. The text is the
     /// transport's own error.
@@ -290,7 +290,7 @@ public enum FetchFailure: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Turns an HTTP response into a metadata document or a ``FetchFailure``.
-public enum MetadataResponse {
+public enum PeerMetadataResponse {
     /// Media types taken as JSON. Absent is accepted (a static file server
     /// or `file://`); `text/plain` too, since some static servers label
     /// `.json` files so. Anything else, HTML above all, is an error page.

@@ -100,7 +100,7 @@ public struct ObservedState: Sendable {
     /// The state once `actions` have succeeded, with fetch results consumed:
     /// what the informers would show on the next round. For tests and dry
     /// runs; resourceVersions are not simulated.
-    public func applying(_ actions: [Action]) -> ObservedState {
+    public func applying(_ actions: [ReconcileAction]) -> ObservedState {
         var next = self
         next.fetches = [:]
         for action in actions {
@@ -124,7 +124,7 @@ public struct ObservedState: Sendable {
 
 /// One write the controller wants. Updates carry the resourceVersion read,
 /// so a concurrent change fails with a Conflict and is re-planned.
-public enum Action: Sendable, Hashable {
+public enum ReconcileAction: Sendable, Hashable {
     case createSecret(SecretObject)
     case updateSecret(SecretObject)
     case deleteSecret(namespace: String, name: String)
@@ -175,9 +175,9 @@ public struct Reconciler: Sendable {
     /// The writes that take `current` to the desired state. Empty when
     /// nothing changed, so a periodic reconcile of a settled system
     /// writes nothing, and `plan(current.applying(plan(current)))` is empty.
-    public func plan(current: ObservedState, now: Int64) -> [Action] {
+    public func plan(current: ObservedState, now: Int64) -> [ReconcileAction] {
         let desired = desiredState(current, now: now)
-        var actions: [Action] = []
+        var actions: [ReconcileAction] = []
 
         func upsert(_ wanted: SecretObject) {
             if let existing = current.secret(wanted.namespace, wanted.name) {
@@ -497,7 +497,7 @@ public struct Reconciler: Sendable {
     /// and lists sorted, so the ConfigMap changes only when an address does.
     func meshNetworks(_ peers: [PeerEvaluation]) -> ConfigMapObject {
         var registries: [String: Set<String>] = [:]
-        var gateways: [String: Set<IngressGateway>] = [:]
+        var gateways: [String: Set<PeerIngressGateway>] = [:]
         if let network = configuration.localNetworkName, !network.isEmpty, let id = configuration.localIstioClusterID {
             registries[network, default: []].insert(id)
         }

@@ -25,7 +25,7 @@ struct MetadataTests {
     func deckhousePrivate() throws {
         let plain = try PrivateMetadata(json: Array(#"{"apiHost":"api.k8s-a.example.com","networkName":"a-network","ingressGateways":[{"address":"1.2.3.4","port":15443}]}"#.utf8))
         #expect(plain.apiHost == "api.k8s-a.example.com" && plain.networkName == "a-network")
-        #expect(plain.ingressGateways == [IngressGateway(address: "1.2.3.4", port: 15443)])
+        #expect(plain.ingressGateways == [PeerIngressGateway(address: "1.2.3.4", port: 15443)])
         #expect(plain.clusterDomain == nil && plain.podSubnets == nil)
         let none = try PrivateMetadata(json: Array(#"{"apiHost":"h:6443","networkName":"","ingressGateways":null}"#.utf8))
         #expect(none.ingressGateways.isEmpty)
@@ -123,23 +123,23 @@ struct MetadataTests {
     @Test("HTTP responses become documents or operator-readable failures")
     func responses() throws {
         let body = Array(Fixtures.publicJSON().utf8)
-        #expect(try MetadataResponse.interpretPublic(status: 200, contentType: "application/json; charset=utf-8", body: body).get().clusterUUID == Fixtures.uuidA)
-        #expect((try? MetadataResponse.interpretPublic(status: 200, contentType: nil, body: body).get()) != nil)
+        #expect(try PeerMetadataResponse.interpretPublic(status: 200, contentType: "application/json; charset=utf-8", body: body).get().clusterUUID == Fixtures.uuidA)
+        #expect((try? PeerMetadataResponse.interpretPublic(status: 200, contentType: nil, body: body).get()) != nil)
 
-        let html = MetadataResponse.interpretPublic(status: 200, contentType: "text/html", body: Array("<html>".utf8))
+        let html = PeerMetadataResponse.interpretPublic(status: 200, contentType: "text/html", body: Array("<html>".utf8))
         #expect(html == .failure(.wrongContentType("text/html")))
         #expect(FetchFailure.wrongContentType("text/html").reason == "WrongContentType")
 
         let status = Status(message: "token audience is not this cluster", reason: "Unauthorized", details: nil, code: 401)
-        guard case .failure(let refused) = MetadataResponse.interpretPrivate(status: 401, contentType: "application/json", body: status.body) else {
+        guard case .failure(let refused) = PeerMetadataResponse.interpretPrivate(status: 401, contentType: "application/json", body: status.body) else {
             Issue.record("401 accepted")
             return
         }
         #expect(refused == .refused(code: 401, message: "token audience is not this cluster"))
         #expect(refused.description.contains("IstioMulticluster pointing at this cluster"))
-        #expect(MetadataResponse.interpretPrivate(status: 503, contentType: "text/plain", body: []) == .failure(.httpStatus(code: 503, message: nil)))
+        #expect(PeerMetadataResponse.interpretPrivate(status: 503, contentType: "text/plain", body: []) == .failure(.httpStatus(code: 503, message: nil)))
 
-        guard case .failure(.invalidDocument(let error)) = MetadataResponse.interpretPrivate(status: 200, contentType: "application/json", body: Array("{".utf8)) else {
+        guard case .failure(.invalidDocument(let error)) = PeerMetadataResponse.interpretPrivate(status: 200, contentType: "application/json", body: Array("{".utf8)) else {
             Issue.record("bad JSON accepted")
             return
         }

@@ -39,7 +39,7 @@ struct ReconcilerTests {
     }
 
     /// Plans, checks the plan is idempotent, and returns the applied state.
-    static func settle(_ state: ObservedState, at now: Int64) -> (actions: [Action], state: ObservedState) {
+    static func settle(_ state: ObservedState, at now: Int64) -> (actions: [ReconcileAction], state: ObservedState) {
         let actions = reconciler.plan(current: state, now: now)
         let next = state.applying(actions)
         let again = reconciler.plan(current: next, now: now)

@@ -3,8 +3,8 @@ import IsthmusTrust
 /// What the fetcher must do to get one metadata document: the URL (or file),
 /// the TLS settings from the spec, and for private metadata over HTTP(S), a
 /// fresh one-minute JWT. The fetcher does the I/O, then hands the response
-/// to ``MetadataResponse``.
-public struct MetadataRequest: Sendable, CustomStringConvertible {
+/// to ``PeerMetadataResponse``.
+public struct PeerMetadataRequest: Sendable, CustomStringConvertible {
     /// `https://…/public/public.json` and the like, for logs and conditions.
     public var url: String
     /// For `file://` endpoints: the file to read instead of a request.
@@ -18,8 +18,8 @@ public struct MetadataRequest: Sendable, CustomStringConvertible {
     public var insecureSkipVerify: Bool
 
     /// `GET <endpoint>/public/public.json`, unauthenticated.
-    public static func publicDocument(_ spec: IstioMulticlusterSpec) -> MetadataRequest {
-        MetadataRequest(
+    public static func publicDocument(_ spec: IstioMulticlusterSpec) -> PeerMetadataRequest {
+        PeerMetadataRequest(
             url: spec.endpoint.publicURL, filePath: spec.endpoint.filePath.map { $0 + "/public/public.json" },
             bearerToken: nil, ca: spec.ca, insecureSkipVerify: spec.insecureSkipVerify)
     }
@@ -27,9 +27,9 @@ public struct MetadataRequest: Sendable, CustomStringConvertible {
     /// `GET <endpoint>/private/multicluster.json` with a token for the peer
     /// named by the public document just fetched (`aud` = its UUID), so a
     /// token is never sent to an endpoint whose identity we did not read.
-    public static func privateDocument(_ spec: IstioMulticlusterSpec, peerClusterUUID: String, local: LocalIdentity, now: Int64) -> MetadataRequest {
+    public static func privateDocument(_ spec: IstioMulticlusterSpec, peerClusterUUID: String, local: LocalIdentity, now: Int64) -> PeerMetadataRequest {
         let file = spec.endpoint.filePath.map { $0 + "/private/multicluster.json" }
-        return MetadataRequest(
+        return PeerMetadataRequest(
             url: spec.endpoint.privateURL, filePath: file,
             bearerToken: file == nil ? local.privateMetadataToken(peerClusterUUID: peerClusterUUID, now: now) : nil,
             ca: spec.ca, insecureSkipVerify: spec.insecureSkipVerify)

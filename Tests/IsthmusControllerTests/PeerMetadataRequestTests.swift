@@ -10,11 +10,11 @@ struct MetadataRequestTests {
     func https() throws {
         let spec = try IstioMulticlusterSpec(json: Fixtures.parse(
             #"{"metadata":{"endpoint":"https://istio.k8s-a.example.com/metadata/","insecureSkipVerify":true}}"#))
-        let pub = MetadataRequest.publicDocument(spec)
+        let pub = PeerMetadataRequest.publicDocument(spec)
         #expect(pub.url == "https://istio.k8s-a.example.com/metadata/public/public.json")
         #expect(pub.bearerToken == nil && pub.filePath == nil && pub.insecureSkipVerify)
 
-        let priv = MetadataRequest.privateDocument(spec, peerClusterUUID: Fixtures.uuidA, local: Self.local, now: 1_800_000_000)
+        let priv = PeerMetadataRequest.privateDocument(spec, peerClusterUUID: Fixtures.uuidA, local: Self.local, now: 1_800_000_000)
         #expect(priv.url == "https://istio.k8s-a.example.com/metadata/private/multicluster.json")
         let token = try #require(priv.bearerToken)
         let verifierAtA = TokenVerifier(
@@ -28,8 +28,8 @@ struct MetadataRequestTests {
     @Test("file:// endpoints read files and send no token")
     func file() throws {
         let spec = try IstioMulticlusterSpec(json: Fixtures.parse(#"{"metadataEndpoint":"file:///srv/peer-a/"}"#))
-        #expect(MetadataRequest.publicDocument(spec).filePath == "/srv/peer-a/public/public.json")
-        let priv = MetadataRequest.privateDocument(spec, peerClusterUUID: Fixtures.uuidA, local: Self.local, now: 0)
+        #expect(PeerMetadataRequest.publicDocument(spec).filePath == "/srv/peer-a/public/public.json")
+        let priv = PeerMetadataRequest.privateDocument(spec, peerClusterUUID: Fixtures.uuidA, local: Self.local, now: 0)
         #expect(priv.filePath == "/srv/peer-a/private/multicluster.json")
         #expect(priv.bearerToken == nil)
     }
