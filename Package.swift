@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "IsthmusFakeAPIServer", targets: ["IsthmusFakeAPIServer"]),
         .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
         .library(name: "IsthmusKubeClient", targets: ["IsthmusKubeClient"]),
+        .library(name: "IsthmusController", targets: ["IsthmusController"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -104,6 +105,14 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
+        // The IstioMulticluster controller's decisions: spec and metadata parsing,
+        // requirements, conditions, desired Secrets, reconcile plans. No I/O.
+        .target(
+            name: "IsthmusController",
+            dependencies: [
+                "IsthmusTrust", "IsthmusKubeTypes",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         // The command implementations, kept in a library so tests can drive them.
         .target(
             name: "IsthmusCLI",
@@ -166,6 +175,13 @@ let package = Package(
             name: "IsthmusKubeClientTests",
             dependencies: [
                 "IsthmusKubeClient", "IsthmusKubeTypes", "IsthmusFakeAPIServer", "IsthmusHTTP",
+            ]),
+        .testTarget(
+            name: "IsthmusControllerTests",
+            dependencies: [
+                "IsthmusController", "IsthmusTrust", "IsthmusKubeTypes",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
