@@ -85,8 +85,12 @@ public final class MetadataService: Sendable {
             throw MetadataSourceError(field: "tlsCert", problem: "tlsCert and tlsKey go together")
         }
         let server = try await MetadataServer.start(serverConfiguration, snapshot: snapshot) { access in
-            guard let reason = access.reason else { return }
-            log("\(access.method) \(access.path) \(access.code): \(reason)")
+            // Refusals say why; private reads say which peer read (the audit trail).
+            if let reason = access.reason {
+                log("\(access.method) \(access.path) \(access.code): \(reason)")
+            } else if let peer = access.peer {
+                log("\(access.method) \(access.path) \(access.code): read by peer \(peer)")
+            }
         }
         await reloader.attach(server)
         let interval = configuration.reloadInterval

@@ -1,6 +1,6 @@
 import IsthmusKubeTypes
 @testable import IsthmusMetadata
-import IsthmusTrust
+@testable import IsthmusTrust
 import Testing
 
 @Suite("metadata routing and private-metadata authorization")
@@ -148,5 +148,16 @@ struct MetadataRouterTests {
         #expect(get("/metadata/private/multicluster.json", ifNoneMatch: privateTag).code == 401)
         #expect(get("/metadata/private/multicluster.json", authorization: ["Bearer " + token(scope: .privateMulticluster)],
                     ifNoneMatch: privateTag).code == 304)
+    }
+
+    @Test("a token shaped as Deckhouse's go-jose mints it (typ header, one-element aud array, no kid) reads private metadata")
+    func deckhouseShapedToken() {
+        let header = #"{"alg":"EdDSA","typ":"JWT"}"#
+        let claims = #"{"aud":["\#(MetadataFixtures.clusterUUID)"],"exp":\#(Self.now + 60),"iss":"d8-istio","nbf":\#(Self.now),"scope":"private-multicluster","sub":"\#(MetadataFixtures.peerUUID)"}"#
+        let signingInput = Base64.encodeURL(Array(header.utf8)) + "." + Base64.encodeURL(Array(claims.utf8))
+        let token = signingInput + "." + Base64.encodeURL(peerKey.signature(for: Array(signingInput.utf8)))
+        let response = get("/metadata/private/multicluster.json", authorization: ["Bearer " + token])
+        #expect(response.code == 200, "\(response.logReason ?? "")")
+        #expect(response.peer == MetadataFixtures.peerUUID)
     }
 }

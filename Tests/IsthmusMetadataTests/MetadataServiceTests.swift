@@ -12,6 +12,8 @@ struct MetadataHarness {
     let directory: URL
     let peerKey: SigningKeyPair
     let rootCA: String
+    /// Every line the service logged.
+    let log: LogLines
 
     var keyFile: URL { directory.appendingPathComponent("key.pem") }
     var rootCAFile: URL { directory.appendingPathComponent("root-cert.pem") }
@@ -54,11 +56,12 @@ struct MetadataHarness {
         }
         var configuration = MetadataServiceConfiguration(flags: flags, configFile: configFile)
         configuration.reloadInterval = .milliseconds(100)
-        let service = try await MetadataService.start(configuration)
+        let log = LogLines()
+        let service = try await MetadataService.start(configuration) { log.append($0) }
         if let ca = service.server.certificates?.caCertificatePEM {
             try ca.write(to: directory.appendingPathComponent("serving-ca.crt"), atomically: true, encoding: .utf8)
         }
-        return MetadataHarness(service: service, directory: directory, peerKey: peerKey, rootCA: rootCA)
+        return MetadataHarness(service: service, directory: directory, peerKey: peerKey, rootCA: rootCA, log: log)
     }
 
     func stop() async {
@@ -151,6 +154,7 @@ struct MetadataServiceTests {
         #expect(allowed.headers.contains("cache-control: no-store"))
         #expect(allowed.headers.contains("etag: \(documents.privateMetadata.etag)"))
 
+        var presented: [String] = []
         let cases: [(String, String?, Int)] = [
             ("no token", nil, 401),
             ("api scope from a trusted peer", harness.token(scope: .api), 403),
@@ -160,6 +164,7 @@ struct MetadataServiceTests {
             ("not a JWT", "not-a-jwt", 401),
         ]
         for (what, token, code) in cases {
+            if let token { presented.append(token) }
             let reply = try await harness.curl("/metadata/private/multicluster.json", token: token, http1: http1)
             #expect(reply.code == code, "\(what)")
             #expect(reply.json?["kind"] == .string("Status"), "\(what): \(reply.body)")
@@ -179,6 +184,15 @@ struct MetadataServiceTests {
         #expect(head.headers.contains("content-length: \(documents.publicMetadata.body.count)"))
         #expect((try await harness.curl("/healthz", http1: http1)).body == "ok")
         #expect((try await harness.curl("/readyz", http1: http1)).code == 200)
+
+        // The log says who read and why others were refused, and never holds a token.
+        let lines = harness.log.lines
+        #expect(lines.contains { $0.contains("/metadata/private/multicluster.json 200: read by peer \(MetadataFixtures.peerUUID)") })
+        #expect(lines.contains { $0.contains("403") && $0.contains(#"has scope "api""#) })
+        #expect(lines.contains { $0.contains("401: no Authorization header") })
+        for token in presented {
+            #expect(!lines.contains { $0.contains(token.prefix(24)) })
+        }
     }
 
     @Test("a changed root CA, key or trusted peers file is served without a restart; a broken one keeps the last good")
@@ -294,6 +308,14 @@ struct MetadataServiceTests {
         #expect(await service.reloadNow() == .failed("ingress gateways: LoadBalancer service d8-istio/ingressgateway has no ingress address yet"))
         #expect(service.server.snapshot.documents.sources.ingressGateways == [IngressGateway(address: "203.0.113.21", port: 15443)])
     }
+}
+
+/// Collects log lines from the service's threads.
+final class LogLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [String] = []
+    var lines: [String] { lock.withLock { stored } }
+    func append(_ line: String) { lock.withLock { stored.append(line) } }
 }
 
 /// The LoadBalancer status a test's fake API returns, changed between reloads.
