@@ -121,6 +121,13 @@ struct MetadataCommand: AsyncParsableCommand {
             printError("isthmus metadata: \(Self.flag(for: error.field)): \(error.problem)")
             throw ExitCode(2)
         }
+        // Before the "serving" line, so a SIGHUP sent once it appears is never the default (fatal) one.
+        let hangups = Self.onHangup {
+            Task {
+                let outcome = await service.reloadNow()
+                printError("isthmus metadata: SIGHUP: \(outcome == .unchanged ? "sources unchanged" : "\(outcome)")")
+            }
+        }
         if let writeCA, let ca = service.server.certificates?.caCertificatePEM {
             try ca.write(toFile: writeCA, atomically: true, encoding: .utf8)
         }
@@ -134,12 +141,6 @@ struct MetadataCommand: AsyncParsableCommand {
         printError("isthmus metadata: serving \(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(service.port)"
                    + " for cluster \(documents.sources.clusterUUID) (\(documents.sources.ingressGateways.count) ingress gateways,"
                    + " \(service.server.snapshot.verifier.peers.count) trusted peers)")
-        let hangups = Self.onHangup {
-            Task {
-                let outcome = await service.reloadNow()
-                printError("isthmus metadata: SIGHUP: \(outcome == .unchanged ? "sources unchanged" : "\(outcome)")")
-            }
-        }
         await APIServerCommand.waitForTerminationSignal()
         hangups.cancel()
         printError("isthmus metadata: shutting down")

@@ -2,6 +2,10 @@ import Foundation
 import IsthmusTrust
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite("isthmus metadata", .serialized)
 struct MetadataCommandTests {
     private let clusterUUID = "0b4e3f66-7a2d-4e55-8f0c-5d1e9b7c3a22"
@@ -108,5 +112,47 @@ struct MetadataCommandTests {
         let badGateway = try CLI.run(common + ["--ingress-gateway", "203.0.113.10"])
         #expect(badGateway.status != 0)
         #expect(badGateway.stderr.contains("--ingress-gateway must be ADDRESS:PORT"), "\(badGateway.stderr)")
+    }
+
+    @Test("SIGHUP re-reads the files at once: a new root CA is served without a restart")
+    func hangupReloads() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try prepare(dir)
+        let metadata = try RunningCommand([
+            "metadata", "--listen", "127.0.0.1:0", "--cluster-uuid", clusterUUID, "--key", dir + "/self/public.pem",
+            "--root-ca", dir + "/root-cert.pem", "--api-host", "api.example.com", "--network-name", "network-a",
+            "--peers", dir + "/peers.json", "--write-ca", dir + "/serving-ca.crt", "--reload-interval", "1h",
+        ])
+        defer { metadata.stop() }
+        let line = try #require(metadata.waitForLine(containing: "serving https://"))
+        let url = "https://127.0.0.1:\(try #require(RunningCommand.port(in: line)))/metadata/public/public.json"
+        let before = try curl(url, ca: dir + "/serving-ca.crt")
+        #expect(before.code == 200)
+
+        let openssl = try CLI.runExecutable("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "ed25519", "-nodes", "-subj", "/CN=Istio root CA 2", "-days", "1",
+            "-keyout", dir + "/root-key-2.pem", "-out", dir + "/root-cert-2.pem",
+        ])
+        #expect(openssl.status == 0)
+        let newRootCA = try String(contentsOfFile: dir + "/root-cert-2.pem", encoding: .utf8)
+        try newRootCA.write(toFile: dir + "/root-cert.pem", atomically: true, encoding: .utf8)
+        kill(metadata.process.processIdentifier, SIGHUP)
+
+        // Polled with a generous deadline; the one-hour interval means only the SIGHUP can do it.
+        let deadline = Date().addingTimeInterval(30)
+        var served = before.body
+        while Date() < deadline {
+            served = try curl(url, ca: dir + "/serving-ca.crt").body
+            if served.contains(Self.jsonEscaped(newRootCA)) { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(served.contains(Self.jsonEscaped(newRootCA)), "\(served)")
+        #expect(metadata.process.isRunning)
+    }
+
+    /// A PEM as it appears inside a JSON string.
+    static func jsonEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "\n", with: "\\n")
     }
 }
