@@ -59,7 +59,7 @@ public final class MetadataService: Sendable {
     /// event (reloads, refusals); no line ever holds a token or a key.
     public static func start(_ configuration: MetadataServiceConfiguration,
                              log: @escaping @Sendable (String) -> Void = { _ in }) async throws -> MetadataService {
-        let reloader = Reloader(configuration: configuration)
+        let reloader = Reloader(configuration: configuration, log: log)
         let (inputs, snapshot) = try await reloader.loadInitial()
         var serverConfiguration = MetadataServerConfiguration()
         serverConfiguration.threads = configuration.threads
@@ -154,13 +154,16 @@ struct MetadataInputs: Sendable, Equatable {
 /// not interleave; requests never wait on it (they read the server's box).
 actor Reloader {
     let configuration: MetadataServiceConfiguration
+    /// For problems that do not stop a rebuild (a gateway source that is down).
+    let log: @Sendable (String) -> Void
     private var server: MetadataServer?
     private var last: MetadataInputs?
     private var gateways: [IngressGateway] = []
     private var gatewaysFetchedAt: ContinuousClock.Instant?
 
-    init(configuration: MetadataServiceConfiguration) {
+    init(configuration: MetadataServiceConfiguration, log: @escaping @Sendable (String) -> Void) {
         self.configuration = configuration
+        self.log = log
     }
 
     func attach(_ server: MetadataServer) { self.server = server }
@@ -170,7 +173,11 @@ actor Reloader {
         if settings.ingressGateways == nil, let source = configuration.gatewaySource {
             // A gateway source that is down at start must not keep the public
             // document (the root CA) from being served; it is retried.
-            gateways = (try? await source.ingressGateways()) ?? []
+            do {
+                gateways = try await source.ingressGateways()
+            } catch {
+                log("ingress gateways: \(error); publishing none until discovery succeeds")
+            }
             gatewaysFetchedAt = .now
         }
         let inputs = try readInputs(settings)
@@ -197,6 +204,7 @@ actor Reloader {
             let snapshot = try build(inputs)
             last = inputs
             server?.replace(snapshot)
+            if let gatewayProblem { log("\(gatewayProblem); keeping the last good list") }
             return .rebuilt
         } catch {
             return .failed("\(error)")
