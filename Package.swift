@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
         .library(name: "IsthmusKubeClient", targets: ["IsthmusKubeClient"]),
         .library(name: "IsthmusController", targets: ["IsthmusController"]),
+        .library(name: "IsthmusMetadata", targets: ["IsthmusMetadata"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -113,12 +114,25 @@ let package = Package(
                 "IsthmusTrust", "IsthmusKubeTypes",
                 .product(name: "Yams", package: "Yams"),
             ]),
+        // The metadata service: public and private metadata documents (pure),
+        // ingress gateway discovery (pure), and the server that serves them.
+        .target(
+            name: "IsthmusMetadata",
+            dependencies: [
+                "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         // The command implementations, kept in a library so tests can drive them.
         .target(
             name: "IsthmusCLI",
             dependencies: [
                 "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy",
-                "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusProxy",
+                "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusProxy", "IsthmusMetadata",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "isthmus", dependencies: ["IsthmusCLI"]),
@@ -183,6 +197,9 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
+        .testTarget(
+            name: "IsthmusMetadataTests",
+            dependencies: ["IsthmusMetadata", "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP"]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",

@@ -22,8 +22,14 @@ enum CLI {
     }()
 
     static func run(_ arguments: [String], stdin: String? = nil, in directory: String? = nil) throws -> CLIResult {
+        try runExecutable(binary, arguments, stdin: stdin, in: directory)
+    }
+
+    /// Runs another program (openssl, curl) the same way.
+    static func runExecutable(_ executable: String, _ arguments: [String], stdin: String? = nil,
+                              in directory: String? = nil) throws -> CLIResult {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe(), err = Pipe(), input = Pipe()

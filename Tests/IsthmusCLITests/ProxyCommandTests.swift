@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// A long-running `isthmus` subcommand, read until it says where it serves.
-private final class RunningCommand {
+final class RunningCommand {
     let process = Process()
     private let output = Pipe()
 

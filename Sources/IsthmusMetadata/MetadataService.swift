@@ -1,0 +1,235 @@
+import Foundation
+import IsthmusHTTP
+import IsthmusTrust
+
+/// Everything `isthmus metadata` runs with.
+public struct MetadataServiceConfiguration: Sendable {
+    /// Settings from flags; they win over the config file's.
+    public var flags: MetadataSettings
+    /// The YAML config file, re-read like every other file.
+    public var configFile: String?
+    /// Clock skew allowed on token `nbf` / `exp`.
+    public var tokenLeeway: Duration = TokenVerifier.defaultLeeway
+    /// How often the files are checked for changes.
+    public var reloadInterval: Duration = .seconds(2)
+    /// Where gateways come from when the settings list none (e.g. discovery
+    /// through the Kubernetes client); nil publishes an empty list.
+    public var gatewaySource: (any GatewaySource)?
+    /// How often ``gatewaySource`` is asked again.
+    public var gatewayRefreshInterval: Duration = .seconds(30)
+    public var threads = 1
+
+    public init(flags: MetadataSettings, configFile: String? = nil) {
+        self.flags = flags
+        self.configFile = configFile
+    }
+}
+
+/// The result of one look at the sources.
+public enum MetadataReload: Sendable, Equatable {
+    case unchanged
+    /// New documents or peers are being served.
+    case rebuilt
+    /// The sources are broken; the last good snapshot stays in service.
+    case failed(String)
+}
+
+/// The metadata service: loads its sources (a problem fails ``start(_:log:)``,
+/// naming the field), serves them, and polls the files (and the gateway
+/// source) so a change rebuilds the documents and the trusted peers without
+/// a restart. A broken change keeps the last good snapshot and is reported.
+///
+/// Files are compared by content, not mtime: Kubernetes updates a mounted
+/// Secret or ConfigMap by swapping a symlink, which keeps old mtimes.
+public final class MetadataService: Sendable {
+    public let server: MetadataServer
+    /// The settings the service started with (flags over the config file).
+    public let settings: MetadataSettings
+    private let reloader: Reloader
+    private let task: Task<Void, Never>
+
+    private init(server: MetadataServer, settings: MetadataSettings, reloader: Reloader, task: Task<Void, Never>) {
+        self.server = server
+        self.settings = settings
+        self.reloader = reloader
+        self.task = task
+    }
+
+    /// Loads, validates and starts listening. `log` receives one line per
+    /// event (reloads, refusals); no line ever holds a token or a key.
+    public static func start(_ configuration: MetadataServiceConfiguration,
+                             log: @escaping @Sendable (String) -> Void = { _ in }) async throws -> MetadataService {
+        let reloader = Reloader(configuration: configuration, log: log)
+        let (inputs, snapshot) = try await reloader.loadInitial()
+        var serverConfiguration = MetadataServerConfiguration()
+        serverConfiguration.threads = configuration.threads
+        let settings = inputs.settings
+        if let listen = settings.listen {
+            guard let (host, port) = splitHostPort(listen) else {
+                throw MetadataSourceError(field: "listen", problem: "must be HOST:PORT, got \(listen.debugDescription)")
+            }
+            serverConfiguration.host = host
+            serverConfiguration.port = port
+        }
+        serverConfiguration.plainHTTP = settings.plainHTTP ?? false
+        switch (settings.tlsCertFile, settings.tlsKeyFile) {
+        case (let cert?, let key?) where !serverConfiguration.plainHTTP:
+            let certificate = try readText(cert, field: "tlsCert")
+            serverConfiguration.tls = ServingCertificates(caCertificatePEM: certificate, certificatePEM: certificate,
+                                                          privateKeyPEM: try readText(key, field: "tlsKey"))
+        case (nil, nil):
+            break
+        case _ where serverConfiguration.plainHTTP:
+            break  // plain HTTP ignores a certificate
+        default:
+            throw MetadataSourceError(field: "tlsCert", problem: "tlsCert and tlsKey go together")
+        }
+        let server = try await MetadataServer.start(serverConfiguration, snapshot: snapshot) { access in
+            // Refusals say why; private reads say which peer read (the audit trail).
+            if let reason = access.reason {
+                log("\(access.method) \(access.path) \(access.code): \(reason)")
+            } else if let peer = access.peer {
+                log("\(access.method) \(access.path) \(access.code): read by peer \(peer)")
+            }
+        }
+        await reloader.attach(server)
+        let interval = configuration.reloadInterval
+        let task = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                if Task.isCancelled { break }
+                switch await reloader.reloadIfChanged() {
+                case .unchanged: break
+                case .rebuilt: log("sources changed: serving rebuilt metadata")
+                case .failed(let reason): log("sources not reloaded, still serving the last good metadata: \(reason)")
+                }
+            }
+        }
+        return MetadataService(server: server, settings: settings, reloader: reloader, task: task)
+    }
+
+    /// Checks the sources now instead of at the next tick (tests, SIGHUP).
+    public func reloadNow() async -> MetadataReload {
+        await reloader.reloadIfChanged(forceGateways: true)
+    }
+
+    public var port: Int { server.port }
+
+    public func shutdown() async throws {
+        task.cancel()
+        try await server.shutdown()
+    }
+
+    static func readText(_ path: String, field: String) throws(MetadataSourceError) -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw MetadataSourceError(field: field, problem: "cannot read \(path): \(error.localizedDescription)")
+        }
+    }
+
+    static func readBytes(_ path: String, field: String) throws(MetadataSourceError) -> [UInt8] {
+        do {
+            return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw MetadataSourceError(field: field, problem: "cannot read \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// `HOST:PORT`, `[v6]:PORT`.
+    public static func splitHostPort(_ text: String) -> (String, Int)? {
+        guard let gateway = IngressGateway(parsing: text), (0...65535).contains(gateway.port) else { return nil }
+        return (gateway.address, gateway.port)
+    }
+}
+
+/// What a snapshot was built from; equal inputs mean nothing to rebuild.
+struct MetadataInputs: Sendable, Equatable {
+    var settings: MetadataSettings
+    var files: MetadataSettings.Files
+    var gateways: [IngressGateway]
+}
+
+/// Reads sources and swaps snapshots. An actor: reloads are rare and must
+/// not interleave; requests never wait on it (they read the server's box).
+actor Reloader {
+    let configuration: MetadataServiceConfiguration
+    /// For problems that do not stop a rebuild (a gateway source that is down).
+    let log: @Sendable (String) -> Void
+    private var server: MetadataServer?
+    private var last: MetadataInputs?
+    private var gateways: [IngressGateway] = []
+    private var gatewaysFetchedAt: ContinuousClock.Instant?
+
+    init(configuration: MetadataServiceConfiguration, log: @escaping @Sendable (String) -> Void) {
+        self.configuration = configuration
+        self.log = log
+    }
+
+    func attach(_ server: MetadataServer) { self.server = server }
+
+    func loadInitial() async throws -> (MetadataInputs, MetadataSnapshot) {
+        let settings = try readSettings()
+        if settings.ingressGateways == nil, let source = configuration.gatewaySource {
+            // A gateway source that is down at start must not keep the public
+            // document (the root CA) from being served; it is retried.
+            do {
+                gateways = try await source.ingressGateways()
+            } catch {
+                log("ingress gateways: \(error); publishing none until discovery succeeds")
+            }
+            gatewaysFetchedAt = .now
+        }
+        let inputs = try readInputs(settings)
+        let snapshot = try build(inputs)
+        last = inputs
+        return (inputs, snapshot)
+    }
+
+    func reloadIfChanged(forceGateways: Bool = false) async -> MetadataReload {
+        var gatewayProblem: String?
+        do {
+            let settings = try readSettings()
+            if settings.ingressGateways == nil, let source = configuration.gatewaySource,
+               forceGateways || gatewaysFetchedAt.map({ ContinuousClock.now - $0 >= configuration.gatewayRefreshInterval }) ?? true {
+                gatewaysFetchedAt = .now
+                do {
+                    gateways = try await source.ingressGateways()
+                } catch {
+                    gatewayProblem = "ingress gateways: \(error)"
+                }
+            }
+            let inputs = try readInputs(settings)
+            guard inputs != last else { return gatewayProblem.map { .failed($0) } ?? .unchanged }
+            let snapshot = try build(inputs)
+            last = inputs
+            server?.replace(snapshot)
+            if let gatewayProblem { log("\(gatewayProblem); keeping the last good list") }
+            return .rebuilt
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    private func readSettings() throws(MetadataSourceError) -> MetadataSettings {
+        guard let file = configuration.configFile else { return configuration.flags }
+        let text = try MetadataService.readText(file, field: "config")
+        return configuration.flags.merged(over: try MetadataSettings(yaml: text, file: file))
+    }
+
+    private func readInputs(_ settings: MetadataSettings) throws(MetadataSourceError) -> MetadataInputs {
+        try settings.requireFields()
+        let files = MetadataSettings.Files(
+            key: try MetadataService.readText(settings.keyFile ?? "", field: "key"),
+            rootCA: try MetadataService.readText(settings.rootCAFile ?? "", field: "rootCA"),
+            peers: try MetadataService.readBytes(settings.peersFile ?? "", field: "peers"))
+        return MetadataInputs(settings: settings, files: files, gateways: settings.ingressGateways ?? gateways)
+    }
+
+    private func build(_ inputs: MetadataInputs) throws(MetadataSourceError) -> MetadataSnapshot {
+        let (sources, peers) = try inputs.settings.resolve(inputs.files, gateways: inputs.gateways)
+        let documents = try MetadataDocuments(sources)
+        let verifier = TokenVerifier(localClusterUUID: sources.clusterUUID, peers: peers, leeway: configuration.tokenLeeway)
+        return MetadataSnapshot(documents: documents, verifier: verifier)
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import IsthmusTrust
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("isthmus metadata", .serialized)
+struct MetadataCommandTests {
+    private let clusterUUID = "0b4e3f66-7a2d-4e55-8f0c-5d1e9b7c3a22"
+    private let peerUUID = "8d5f5d2e-1c1a-4a8e-9a53-2f6f4a3d2c11"
+
+    /// Keys for this cluster and a peer, made by `isthmus keys generate`; the
+    /// peer trusted by `isthmus peers add`; a root CA made by openssl.
+    private func prepare(_ dir: String) throws {
+        for name in ["self", "peer"] {
+            let generated = try CLI.run(["keys", "generate", "--out", dir + "/" + name])
+            #expect(generated.status == 0, "\(generated.stderr)")
+        }
+        let openssl = try CLI.runExecutable("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "ed25519", "-nodes", "-subj", "/O=cluster.local/CN=Istio root CA", "-days", "1",
+            "-keyout", dir + "/root-key.pem", "-out", dir + "/root-cert.pem",
+        ])
+        #expect(openssl.status == 0, "\(openssl.stderr)")
+        let added = try CLI.run(["peers", "add", "--file", dir + "/peers.json", "--cluster-uuid", peerUUID,
+                                 "--public-key", dir + "/peer/public.pem", "--root-ca", dir + "/root-cert.pem"])
+        #expect(added.status == 0, "\(added.stderr)")
+    }
+
+    private func curl(_ url: String, ca: String, tokenFile: String? = nil) throws -> (code: Int, body: String) {
+        var args = ["-sS", "--cacert", ca, "-w", "\n%{http_code}"]
+        if let tokenFile { args += ["-H", "@" + tokenFile] }
+        let result = try CLI.runExecutable("/usr/bin/curl", args + [url])
+        var lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        let code = Int(lines.popLast() ?? "") ?? -1
+        return (code, lines.joined(separator: "\n"))
+    }
+
+    @Test("serves public metadata to anyone and private metadata to a peer's token minted by isthmus token mint")
+    func endToEnd() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try prepare(dir)
+        let metadata = try RunningCommand([
+            "metadata", "--listen", "127.0.0.1:0", "--cluster-uuid", clusterUUID, "--key", dir + "/self/private.pem",
+            "--root-ca", dir + "/root-cert.pem", "--api-host", "istio-api.k8s-a.example.com", "--network-name", "network-a",
+            "--ingress-gateway", "203.0.113.10:15443", "--ingress-gateway", "[2001:db8::10]:15443",
+            "--pod-cidr", "10.111.0.0/16,fd00:111::/56", "--service-cidr", "10.222.0.0/16",
+            "--peers", dir + "/peers.json", "--write-ca", dir + "/serving-ca.crt",
+        ])
+        defer { metadata.stop() }
+        let line = try #require(metadata.waitForLine(containing: "serving https://"))
+        #expect(line.contains("for cluster \(clusterUUID) (2 ingress gateways, 1 trusted peers)"), "\(line)")
+        let port = try #require(RunningCommand.port(in: line))
+        let base = "https://127.0.0.1:\(port)/metadata"
+        let ca = dir + "/serving-ca.crt"
+
+        let publicDocument = try curl(base + "/public/public.json", ca: ca)
+        #expect(publicDocument.code == 200)
+        let ownPublicKey = try String(contentsOfFile: dir + "/self/public.pem", encoding: .utf8)
+        let rootCA = try String(contentsOfFile: dir + "/root-cert.pem", encoding: .utf8)
+        // Exactly DESIGN §2's shape; the peer-side parser accepts it.
+        let peer = try TrustedPeers(json: "{\"\(clusterUUID)\":" + publicDocument.body + "}")
+        #expect(peer[clusterUUID]?.keys == [try PeerPublicKey(pem: ownPublicKey)])
+        #expect(peer[clusterUUID]?.rootCA == rootCA)
+
+        func mint(_ scope: String) throws -> String {
+            let minted = try CLI.run(["token", "mint", "--key", dir + "/peer/private.pem", "--subject", peerUUID,
+                                      "--audience", clusterUUID, "--scope", scope, "--ttl", "1m"])
+            #expect(minted.status == 0, "\(minted.stderr)")
+            let file = dir + "/\(scope).header"
+            try "Authorization: Bearer \(minted.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\n"
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            return file
+        }
+        let privateDocument = try curl(base + "/private/multicluster.json", ca: ca, tokenFile: try mint("private-multicluster"))
+        #expect(privateDocument.code == 200)
+        // Configured gateways keep the operator's order.
+        #expect(privateDocument.body == #"{"apiHost":"istio-api.k8s-a.example.com","networkName":"network-a","ingressGateways":[{"address":"203.0.113.10","port":15443},{"address":"2001:db8::10","port":15443}],"clusterDomain":"cluster.local","podSubnetCIDR":"10.111.0.0/16,fd00:111::/56","serviceSubnetCIDR":"10.222.0.0/16"}"#,
+                "\(privateDocument.body)")
+        let apiScoped = try curl(base + "/private/multicluster.json", ca: ca, tokenFile: try mint("api"))
+        #expect(apiScoped.code == 403)
+        #expect(apiScoped.body.contains(#""reason":"Forbidden""#))
+        let anonymous = try curl(base + "/private/multicluster.json", ca: ca)
+        #expect(anonymous.code == 401)
+        #expect(anonymous.body.contains(#""reason":"Unauthorized""#))
+    }
+
+    @Test("a missing setting or a bad file exits 2 with one line naming the flag and the file")
+    func configurationErrors() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try prepare(dir)
+        let common = ["metadata", "--listen", "127.0.0.1:0", "--cluster-uuid", clusterUUID, "--key", dir + "/self/private.pem",
+                      "--peers", dir + "/peers.json", "--network-name", "network-a"]
+        let noAPIHost = try CLI.run(common + ["--root-ca", dir + "/root-cert.pem"])
+        #expect(noAPIHost.status == 2)
+        #expect(noAPIHost.stderr == "isthmus metadata: --api-host (apiHost): must be set\n")
+
+        let badRootCA = try CLI.run(common + ["--root-ca", dir + "/self/public.pem", "--api-host", "api.example.com"])
+        #expect(badRootCA.status == 2)
+        #expect(badRootCA.stderr == "isthmus metadata: --root-ca (rootCA): \(dir)/self/public.pem: no CERTIFICATE block found\n")
+
+        try "apiHost: https://api.example.com\n".write(toFile: dir + "/metadata.yaml", atomically: true, encoding: .utf8)
+        let fromConfig = try CLI.run(common + ["--root-ca", dir + "/root-cert.pem", "--config", dir + "/metadata.yaml"])
+        #expect(fromConfig.status == 2)
+        #expect(fromConfig.stderr.hasPrefix("isthmus metadata: --api-host (apiHost): must be host[:port] without a scheme"),
+                "\(fromConfig.stderr)")
+        #expect(!noAPIHost.stderr.contains("PRIVATE KEY") && !badRootCA.stderr.contains("PRIVATE KEY"))
+
+        let badGateway = try CLI.run(common + ["--ingress-gateway", "203.0.113.10"])
+        #expect(badGateway.status != 0)
+        #expect(badGateway.stderr.contains("--ingress-gateway must be ADDRESS:PORT"), "\(badGateway.stderr)")
+    }
+
+    @Test("SIGHUP re-reads the files at once: a new root CA is served without a restart")
+    func hangupReloads() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try prepare(dir)
+        let metadata = try RunningCommand([
+            "metadata", "--listen", "127.0.0.1:0", "--cluster-uuid", clusterUUID, "--key", dir + "/self/public.pem",
+            "--root-ca", dir + "/root-cert.pem", "--api-host", "api.example.com", "--network-name", "network-a",
+            "--peers", dir + "/peers.json", "--write-ca", dir + "/serving-ca.crt", "--reload-interval", "1h",
+        ])
+        defer { metadata.stop() }
+        let line = try #require(metadata.waitForLine(containing: "serving https://"))
+        let url = "https://127.0.0.1:\(try #require(RunningCommand.port(in: line)))/metadata/public/public.json"
+        let before = try curl(url, ca: dir + "/serving-ca.crt")
+        #expect(before.code == 200)
+
+        let openssl = try CLI.runExecutable("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "ed25519", "-nodes", "-subj", "/CN=Istio root CA 2", "-days", "1",
+            "-keyout", dir + "/root-key-2.pem", "-out", dir + "/root-cert-2.pem",
+        ])
+        #expect(openssl.status == 0)
+        let newRootCA = try String(contentsOfFile: dir + "/root-cert-2.pem", encoding: .utf8)
+        try newRootCA.write(toFile: dir + "/root-cert.pem", atomically: true, encoding: .utf8)
+        kill(metadata.process.processIdentifier, SIGHUP)
+
+        // Polled with a generous deadline; the one-hour interval means only the SIGHUP can do it.
+        let deadline = Date().addingTimeInterval(30)
+        var served = before.body
+        while Date() < deadline {
+            served = try curl(url, ca: dir + "/serving-ca.crt").body
+            if served.contains(Self.jsonEscaped(newRootCA)) { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(served.contains(Self.jsonEscaped(newRootCA)), "\(served)")
+        #expect(metadata.process.isRunning)
+    }
+
+    /// A PEM as it appears inside a JSON string.
+    static func jsonEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
