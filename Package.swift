@@ -146,7 +146,7 @@ let package = Package(
             dependencies: [
                 "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusProxy", "IsthmusMetadata",
-                "IsthmusControllerService",
+                "IsthmusControllerService", "IsthmusController", "IsthmusKubeClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "isthmus", dependencies: ["IsthmusCLI"]),
