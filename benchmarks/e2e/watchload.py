@@ -65,6 +65,7 @@ class Watch(asyncio.Protocol):
         self.status = None
         self.arrivals = {}  # resourceVersion -> perf_counter seconds (tracking mode)
         self.last_arrival = 0.0
+        self.chunk_left, self.skip, self.size_line = 0, 0, b""  # counting mode's chunked decoder
         self.raw = b""  # tracking mode: undecoded chunked body
         self.lines = b""
 
@@ -90,9 +91,35 @@ class Watch(asyncio.Protocol):
         if self.track:
             self._track(data, now)
         else:
-            buf = self.carry + data
-            self.events += buf.count(EVENT_NEEDLE)
-            self.carry = buf[-(len(EVENT_NEEDLE) - 1):]
+            self._count(data)
+
+    def _count(self, data):
+        """De-chunks without copying whole chunks, and counts event starts in the payload.
+        (A proxy may split an event over two chunks, so counting in the raw bytes would miss some.)"""
+        i, n = 0, len(data)
+        while i < n:
+            if self.chunk_left > 0:  # inside a chunk's payload
+                take = min(self.chunk_left, n - i)
+                payload = self.carry + data[i:i + take]
+                self.events += payload.count(EVENT_NEEDLE)
+                self.carry = payload[-(len(EVENT_NEEDLE) - 1):]
+                self.chunk_left -= take
+                i += take
+                if self.chunk_left == 0:
+                    self.skip = 2  # the CRLF after the payload
+                continue
+            if self.skip > 0:
+                take = min(self.skip, n - i)
+                self.skip -= take
+                i += take
+                continue
+            eol = data.find(b"\n", i)  # the chunk-size line, possibly split across reads
+            if eol < 0:
+                self.size_line += data[i:]
+                return
+            line, self.size_line = self.size_line + data[i:eol], b""
+            i = eol + 1
+            self.chunk_left = int(line.strip().split(b";")[0] or b"0", 16)
 
     def _track(self, data, now):
         self.raw += data
@@ -274,7 +301,8 @@ async def cmd_fanout(a):
     path = f"{SERVICE_PATH}?watch=1&resourceVersion={rv}&timeoutSeconds={a.duration + 120}"
     sem = asyncio.Semaphore(a.parallel)
     t0 = time.perf_counter()
-    watches = await asyncio.gather(*(open_watch(a.url, path, a.token, a.ca, semaphore=sem) for _ in range(a.n)))
+    watches = await asyncio.gather(*(open_watch(a.watch_url or a.url, path, a.watch_token or a.token, a.ca, semaphore=sem)
+                                     for _ in range(a.n)))
     emit({"opened": len(watches), "seconds": round(time.perf_counter() - t0, 2)})
     # The harness samples the server's RSS now, then says go.
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -337,7 +365,9 @@ def main():
     r.add_argument("--events", type=int, default=500)
     r.add_argument("--interval", type=float, default=0.02)
     f = sub.add_parser("fanout")
-    f.add_argument("--url", required=True)
+    f.add_argument("--url", required=True, help="the API server (the writers')")
+    f.add_argument("--watch-url", help="where the watchers connect (default: --url), e.g. a proxy")
+    f.add_argument("--watch-token", help="the watchers' bearer token (default: --token)")
     f.add_argument("--n", type=int, default=1000)
     f.add_argument("--duration", type=float, default=10)
     f.add_argument("--writers", type=int, default=2)
