@@ -84,7 +84,7 @@ class Watch(asyncio.Protocol):
             self.status = int(status_line.split()[1])
             data = self.head[end + 4:]
             self.headers.set_result(self.status)
-        if not data:
+        if not data or self.status != 200:  # an error Status body is not a watch stream
             return
         self.bytes += len(data)
         self.last_arrival = now
