@@ -82,6 +82,7 @@ public final class HTTPServer: Sendable {
                         h2ChannelConfigurator: { channel in
                             channel.configureHTTP2Pipeline(mode: .server) { stream in
                                 stream.eventLoop.makeCompletedFuture {
+                                    try stream.pipeline.syncOperations.addHandler(AuthorityFromHostHandler())
                                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                                     try stream.pipeline.syncOperations.addHandler(makeHandler(.http2))
                                 }
