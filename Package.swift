@@ -97,6 +97,7 @@ let package = Package(
                 "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(name: "isthmus", dependencies: ["IsthmusCLI"]),
 
@@ -151,7 +152,7 @@ let package = Package(
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",
-            dependencies: ["isthmus", "IsthmusCLI", "IsthmusTrust"]),
+            dependencies: ["isthmus", "IsthmusCLI", "IsthmusTrust", "IsthmusProxy"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -37,7 +37,7 @@ public struct ProxyConfiguration: Sendable {
 }
 
 /// A configuration error, naming the field, raised before listening.
-public struct ProxyConfigurationError: Error, Sendable, CustomStringConvertible {
+public struct ProxyConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     public var field: String
     public var problem: String
     public var description: String { "\(field): \(problem)" }
