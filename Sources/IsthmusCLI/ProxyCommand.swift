@@ -62,6 +62,18 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "On SIGTERM/SIGINT: how long watches and requests get to end cleanly before connections are closed, e.g. 10s (default 10s).")
     var shutdownGrace: String?
 
+    @Flag(inversion: .prefixedNo, help: "Serve cleartext HTTP/1.1 instead of TLS (only behind something that encrypts; default off).")
+    var plainHTTP: Bool?
+
+    @Option(help: "CA bundle (PEM) client certificates must chain to; without a matching one only /healthz and /readyz answer (403).")
+    var clientCA: String?
+
+    @Option(help: "Subject a client certificate must carry, e.g. O=ingress-nginx:auth or CN=ingress,O=edge (with --client-ca).")
+    var clientSubject: String?
+
+    @Option(help: "How often the peers file, the policy directory and the TLS files are checked for changes, e.g. 2s (default 2s; SIGHUP checks at once).")
+    var reloadInterval: String?
+
     @Option(help: "Write the serving CA (PEM) here, for kubeconfigs (useful with a generated certificate).")
     var writeCA: String?
 
@@ -83,6 +95,10 @@ struct ProxyCommand: AsyncParsableCommand {
             .duration("upstreamHeaderTimeout", \.upstreamHeaderTimeout, allowsZero: false),
             .duration("shutdownGrace", \.shutdownGrace, allowsZero: true),
             .text("writeCA", \.writeCA, .path),
+            .bool("plainHTTP", \.plainHTTP),
+            .text("clientCA", \.clientCA, .path),
+            .text("clientSubject", \.clientSubject),
+            .duration("reloadInterval", \.reloadInterval, allowsZero: false),
         ]
     }
 
@@ -141,10 +157,27 @@ struct ProxyCommand: AsyncParsableCommand {
             configuration.port = port
         }
         if let tlsCert, let tlsKey {
-            let certificate = try read(tlsCert, field: "tlsCert")
-            configuration.tls = ServingCertificates(caCertificatePEM: certificate, certificatePEM: certificate,
-                                                    privateKeyPEM: try read(tlsKey, field: "tlsKey"))
+            // Read by the proxy at start, then polled: a renewed Secret is served without a restart.
+            configuration.tlsFiles = ServingCertificateFiles(certificate: tlsCert, key: tlsKey)
         }
+        configuration.plainHTTP = plainHTTP ?? false
+        if configuration.plainHTTP && (tlsCert != nil || clientCA != nil) {
+            throw ProxyConfigurationError(field: label("plainHTTP"), problem: "plain HTTP serves no TLS; drop tlsCert/tlsKey/clientCA")
+        }
+        if let clientCA {
+            configuration.clientCertificateCAPEM = try read(clientCA, field: "clientCA")
+        }
+        if let clientSubject {
+            guard clientCA != nil else {
+                throw ProxyConfigurationError(field: label("clientSubject"), problem: "needs clientCA (the CA that signs those certificates)")
+            }
+            do {
+                configuration.clientSubject = try ClientSubjectRequirement(parsing: clientSubject)
+            } catch {
+                throw ProxyConfigurationError(field: label("clientSubject"), problem: error.description)
+            }
+        }
+        configuration.reloadInterval = seconds(reloadInterval, default: configuration.reloadInterval)
         configuration.tokenLeeway = seconds(tokenLeeway, default: configuration.tokenLeeway)
         configuration.watchLimit = WatchLimit(maximum: seconds(maxWatch, default: configuration.watchLimit.maximum), jitter: 0.1)
         return configuration
@@ -185,14 +218,20 @@ struct ProxyCommand: AsyncParsableCommand {
             printError("isthmus proxy: \(error.field): \(error.problem)")
             throw ExitCode(2)
         }
-        if configuration.tls == nil {
+        if configuration.tlsFiles == nil && !configuration.plainHTTP {
             printError("isthmus proxy: warning: no --tls-cert/--tls-key; serving a generated self-signed certificate")
         }
+        if configuration.plainHTTP {
+            printError("isthmus proxy: warning: --plain-http: serving cleartext HTTP; tokens cross the network unencrypted")
+        }
+        let reloadOnHangup = Self.onHangup { Task { await proxy.reload() } }
+        defer { reloadOnHangup.cancel() }
         if let writeCA = command.writeCA {
             try proxy.certificates.caCertificatePEM.write(toFile: writeCA, atomically: true, encoding: .utf8)
         }
         let dialHost = (configuration.host == "0.0.0.0" || configuration.host == "::") ? "127.0.0.1" : configuration.host
-        printError("isthmus proxy: serving https://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
+        let scheme = configuration.plainHTTP ? "http" : "https"
+        printError("isthmus proxy: serving \(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
         await APIServerCommand.waitForTerminationSignal()
         printError("isthmus proxy: shutting down")
         try await proxy.shutdown(grace: seconds(command.shutdownGrace, default: .seconds(10)))
@@ -207,5 +246,14 @@ struct ProxyCommand: AsyncParsableCommand {
         case "localClusterUUID": "clusterUUID"
         default: field
         }
+    }
+
+    /// Calls `action` on every SIGHUP (the operator's "reload now") until cancelled.
+    static func onHangup(_ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
     }
 }
