@@ -181,6 +181,54 @@ struct ProxyCommandTests {
         #expect(try curl("/api/v1/namespaces", auth: false).hasSuffix("\n401"))
     }
 
+    @Test("SIGHUP makes isthmus proxy re-read its peers file at once")
+    func hangupReloads() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        defer { apiserver.stop() }
+        let upstreamLine = try #require(apiserver.waitForLine(containing: "serving https://"))
+        let upstreamPort = try #require(RunningCommand.port(in: upstreamLine))
+        try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
+        let key = SigningKeyPair(), newPeerKey = SigningKeyPair()
+        let newPeer = "5c7d1e2f-3a4b-4c5d-8e9f-0a1b2c3d4e5f"
+        func writePeers(_ peers: [TrustedPeer]) throws {
+            try TrustedPeers(peers).encodedJSONString().write(toFile: dir + "/peers.json", atomically: true, encoding: .utf8)
+        }
+        try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
+        // The poll is an hour away: only SIGHUP can make the change visible.
+        let proxy = try RunningCommand([
+            "proxy", "--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:\(upstreamPort)",
+            "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
+            "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID, "--write-ca", dir + "/proxy-ca.crt",
+            "--reload-interval", "1h",
+        ])
+        defer { proxy.stop() }
+        let proxyLine = try #require(proxy.waitForLine(containing: "serving https://"))
+        let proxyPort = try #require(RunningCommand.port(in: proxyLine))
+        let now = Int64(Date().timeIntervalSince1970)
+        let token = mint(TokenClaims(subject: newPeer, audience: clusterUUID, scope: .api, notBefore: now - 10,
+                                     expiresAt: now + 600), with: newPeerKey)
+        let header = try headerFile(token: token, in: dir)
+        func list() throws -> String {
+            try curl(["-H", "@" + header, "https://127.0.0.1:\(proxyPort)/api/v1/namespaces"], ca: dir + "/proxy-ca.crt")
+        }
+        #expect(try list().hasSuffix("\n401"))
+        try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca),
+                        TrustedPeer(clusterUUID: newPeer, keys: [newPeerKey.publicKey], rootCA: ca)])
+        kill(proxy.process.processIdentifier, SIGHUP)
+        let deadline = Date().addingTimeInterval(20)
+        var last = ""
+        while Date() < deadline {
+            last = try list()
+            if last.hasSuffix("\n200") { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(last.hasSuffix("\n200") && last.contains("NamespaceList"), "\(last)")
+        #expect(proxy.process.isRunning, "SIGHUP must not stop the proxy")
+    }
+
     @Test("isthmus dev: the printed kubectl commands work as the fake peer, delete is refused, Ctrl-C stops it")
     func dev() throws {
         let dir = try CLI.temporaryDirectory()
