@@ -12,7 +12,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var host: String
     /// 0 picks a free port; read the bound one from `HTTPServer.port`.
     public var port: Int
-    /// Serving certificate; nil serves plain HTTP/1.1 (no h2c).
+    /// Serving certificate; nil serves cleartext HTTP/1.1, and HTTP/2 to
+    /// clients that start with its preface (h2c with prior knowledge).
     public var tls: ServingCertificates?
     /// ALPN offers, most preferred first. kube clients negotiate h2 over TLS.
     public var applicationProtocols: [String]
@@ -120,7 +121,7 @@ public final class HTTPServer: Sendable {
                 }
                 guard let context = sslContext.current else {
                     return channel.eventLoop.makeCompletedFuture {
-                        try Self.configureHTTP1(channel.pipeline.syncOperations, makeHandler: makeHandler)
+                        try channel.pipeline.syncOperations.addHandler(CleartextProtocolSniffer(makeHandler: makeHandler))
                     }
                 }
                 return channel.eventLoop.makeCompletedFuture {
@@ -128,12 +129,9 @@ public final class HTTPServer: Sendable {
                 }.flatMap {
                     channel.configureHTTP2SecureUpgrade(
                         h2ChannelConfigurator: { channel in
-                            channel.configureHTTP2Pipeline(mode: .server) { stream in
-                                stream.eventLoop.makeCompletedFuture {
-                                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                                    try stream.pipeline.syncOperations.addHandler(makeHandler(.http2))
-                                }
-                            }.map { _ in }
+                            channel.eventLoop.makeCompletedFuture {
+                                try Self.configureHTTP2(channel.pipeline.syncOperations, makeHandler: makeHandler)
+                            }
                         },
                         http1ChannelConfigurator: { channel in
                             channel.eventLoop.makeCompletedFuture {
@@ -147,12 +145,26 @@ public final class HTTPServer: Sendable {
         return HTTPServer(channel: channel, port: port, configuration: configuration, sslContext: sslContext)
     }
 
-    private static func configureHTTP1(
+    static func configureHTTP1(
         _ pipeline: ChannelPipeline.SynchronousOperations,
         makeHandler: @Sendable (HTTPProtocolVersion) -> any ChannelHandler
     ) throws {
         try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
         try pipeline.addHandler(makeHandler(.http1_1))
+    }
+
+    static func configureHTTP2(
+        _ pipeline: ChannelPipeline.SynchronousOperations,
+        makeHandler: @escaping @Sendable (HTTPProtocolVersion) -> any ChannelHandler
+    ) throws {
+        _ = try pipeline.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try stream.pipeline.syncOperations.addHandler(makeHandler(.http2))
+            }
+        }
     }
 
     /// Stops accepting; open connections are left to their handlers.
@@ -168,5 +180,47 @@ private final class SSLContextHolder: Sendable {
     var current: NIOSSLContext? {
         get { context.withLock { $0 } }
         set { context.withLock { $0 = newValue } }
+    }
+}
+
+/// On a cleartext connection, tells HTTP/2 with prior knowledge (h2c: the
+/// client opens with the connection preface) from HTTP/1.1 by the first
+/// bytes, sets up the pipeline for it and steps aside.
+final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    private let makeHandler: @Sendable (HTTPProtocolVersion) -> any ChannelHandler
+    private var received: ByteBuffer?
+
+    init(makeHandler: @escaping @Sendable (HTTPProtocolVersion) -> any ChannelHandler) {
+        self.makeHandler = makeHandler
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        var buffer = received ?? context.channel.allocator.buffer(capacity: incoming.readableBytes)
+        buffer.writeBuffer(&incoming)
+        let count = min(buffer.readableBytes, Self.preface.count)
+        let matchesSoFar = buffer.readableBytesView.prefix(count).elementsEqual(Self.preface.prefix(count))
+        if matchesSoFar && count < Self.preface.count {
+            received = buffer  // Not enough bytes to tell yet.
+            return
+        }
+        received = nil
+        do {
+            let pipeline = context.pipeline.syncOperations
+            if matchesSoFar {
+                try HTTPServer.configureHTTP2(pipeline, makeHandler: makeHandler)
+            } else {
+                try HTTPServer.configureHTTP1(pipeline, makeHandler: makeHandler)
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(wrapInboundOut(buffer))
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }

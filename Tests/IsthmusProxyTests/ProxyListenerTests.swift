@@ -77,7 +77,7 @@ struct ProxyListenerTests {
         await h.stop()
     }
 
-    @Test("plain HTTP serves HTTP/1.1 requests only when asked for")
+    @Test("plain HTTP serves HTTP/1.1 and h2c with prior knowledge, only when asked for")
     func plainHTTP() async throws {
         let h = try await ProxyHarness.start(configure: { $0.plainHTTP = true })
         let url = "http://127.0.0.1:\(h.proxy.port)"
@@ -86,6 +86,9 @@ struct ProxyListenerTests {
         let list = try await h.run(ProxyHarness.curlPath, ["-sS", "-w", "\n%{http_code}", "-H", "@" + tokenHeader.path,
                                                            url + "/api/v1/namespaces/demo/services"])
         #expect(list.stdout.hasSuffix("\n200") && list.stdout.contains("ServiceList"), "\(list)")
+        let h2c = try await h.run(ProxyHarness.curlPath, ["-sS", "--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}",
+                                                          "-H", "@" + tokenHeader.path, url + "/api/v1/namespaces/demo/services"])
+        #expect(h2c.stdout.hasSuffix("\n2 200") && h2c.stdout.contains("ServiceList"), "\(h2c)")
         let denied = try await h.run(ProxyHarness.curlPath, ["-sS", "-w", "\n%{http_code}", url + "/api/v1/namespaces/demo/services"])
         #expect(denied.stdout.hasSuffix("\n401"), "\(denied)")
         let tls = try await h.openssl(["-tls1_2"])
