@@ -135,6 +135,27 @@ struct ProxyListenerTests {
         await h.stop()
     }
 
+    @Test("a mismatched certificate and key at start are refused naming tlsCert")
+    func mismatchedPairAtStart() async throws {
+        let first = try ServingCertificates.generate(commonName: "first")
+        let second = try ServingCertificates.generate(commonName: "second")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let certFile = directory.appendingPathComponent("tls.crt"), keyFile = directory.appendingPathComponent("tls.key")
+        try first.certificatePEM.write(to: certFile, atomically: true, encoding: .utf8)
+        try second.privateKeyPEM.write(to: keyFile, atomically: true, encoding: .utf8)
+        do {
+            let h = try await ProxyHarness.start(configure: {
+                $0.tlsFiles = ServingCertificateFiles(certificate: certFile.path, key: keyFile.path)
+            })
+            await h.stop()
+            Issue.record("the proxy started with a key that is not the certificate's")
+        } catch let error as ProxyConfigurationError {
+            #expect(error.field == "tlsCert" && error.problem.contains("does not belong to the certificate"), "\(error)")
+        }
+    }
+
     @Test("with a client CA, only /healthz and /readyz answer without a client certificate of the allowed subject",
           arguments: [true, false])
     func clientCertificates(http1: Bool) async throws {
