@@ -135,6 +135,7 @@ let package = Package(
                 "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusProxy", "IsthmusMetadata",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(name: "isthmus", dependencies: ["IsthmusCLI"]),
 
@@ -211,7 +212,7 @@ let package = Package(
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",
-            dependencies: ["isthmus", "IsthmusCLI", "IsthmusTrust"]),
+            dependencies: ["isthmus", "IsthmusCLI", "IsthmusTrust", "IsthmusProxy"]),
     ],
     swiftLanguageModes: [.v6]
 )
