@@ -68,9 +68,17 @@ struct WatchClient {
         return WatchClient(connection: connection, stream: stream, received: received)
     }
 
-    /// Stops reading the socket: from now on the client takes nothing more.
+    /// Stops reading: from now on the client takes nothing more. On HTTP/2 the
+    /// stream stops too, or its reads would keep pulling on the connection.
     func stopReading() async throws {
+        try await stream.setOption(ChannelOptions.autoRead, value: false)
         try await connection.setOption(ChannelOptions.autoRead, value: false)
+    }
+
+    /// One read by hand while reading is stopped.
+    func readOnce() {
+        stream.read()
+        if stream !== connection { connection.read() }
     }
 }
 
