@@ -64,6 +64,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -148,6 +149,7 @@ let package = Package(
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusProxy", "IsthmusMetadata",
                 "IsthmusControllerService", "IsthmusController", "IsthmusKubeClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(name: "isthmus", dependencies: ["IsthmusCLI"]),
 
@@ -174,7 +176,14 @@ let package = Package(
             dependencies: ["IsthmusKubeTypes"]),
         .testTarget(
             name: "IsthmusHTTPTests",
-            dependencies: ["IsthmusHTTP"]),
+            dependencies: [
+                "IsthmusHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ]),
         .testTarget(
             name: "IsthmusFakeAPIServerTests",
             dependencies: [
@@ -223,7 +232,7 @@ let package = Package(
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",
-            dependencies: ["isthmus", "IsthmusCLI", "IsthmusTrust"]),
+            dependencies: ["isthmus", "IsthmusCLI", "IsthmusTrust", "IsthmusProxy"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -17,8 +17,11 @@ struct ProxyCommand: AsyncParsableCommand {
 
     static let serviceAccountDirectory = "/var/run/secrets/kubernetes.io/serviceaccount"
 
-    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
-    var listen = "0.0.0.0:8443"
+    @Option(help: ArgumentHelp("YAML file of settings (the fields are these flags in camelCase: listen, tlsCert, maxWatch, ...); flags override it.", valueName: "file"))
+    var config: String?
+
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one; default 0.0.0.0:8443).")
+    var listen: String?
 
     @Option(help: "Serving certificate (PEM); without it and --tls-key a self-signed one is generated.")
     var tlsCert: String?
@@ -30,50 +33,73 @@ struct ProxyCommand: AsyncParsableCommand {
     var upstream: String?
 
     @Option(help: "CA bundle the API server's certificate must chain to (default: the ServiceAccount's ca.crt).")
-    var upstreamCA = "\(serviceAccountDirectory)/ca.crt"
+    var upstreamCA: String?
 
     @Option(help: "This proxy's ServiceAccount token file, re-read when it changes (default: the projected token).")
-    var tokenFile = "\(serviceAccountDirectory)/token"
+    var tokenFile: String?
 
-    @Option(help: "Trusted peers file (JSON, as written by `isthmus peers add`).")
-    var peers: String
+    @Option(help: "Trusted peers file (JSON, as written by `isthmus peers add`). Required, here or in --config.")
+    var peers: String?
 
-    @Option(help: "Directory of allowlist policies (*.yaml).")
-    var policies = "policies"
+    @Option(help: "Directory of allowlist policies (*.yaml; default: policies).")
+    var policies: String?
 
-    @Option(help: "This cluster's UUID: the audience every token must name.")
-    var clusterUUID: String
+    @Option(help: "This cluster's UUID: the audience every token must name. Required, here or in --config.")
+    var clusterUUID: String?
 
-    @Option(help: "Clock skew allowed on token nbf/exp, e.g. 60s.")
-    var tokenLeeway = "60s"
+    @Option(help: "Clock skew allowed on token nbf/exp, e.g. 60s (default 60s).")
+    var tokenLeeway: String?
 
-    @Option(help: "Longest a watch runs through the proxy before it is ended cleanly (jittered by up to 10%), e.g. 30m.")
-    var maxWatch = "30m"
+    @Option(help: "Longest a watch runs through the proxy before it is ended cleanly (jittered by up to 10%), e.g. 30m (default 30m).")
+    var maxWatch: String?
 
-    @Option(help: "Upstream TCP connect plus TLS handshake bound, e.g. 5s.")
-    var upstreamConnectTimeout = "5s"
+    @Option(help: "Upstream TCP connect plus TLS handshake bound, e.g. 5s (default 5s).")
+    var upstreamConnectTimeout: String?
 
-    @Option(help: "Upstream response-header bound, e.g. 30s.")
-    var upstreamHeaderTimeout = "30s"
+    @Option(help: "Upstream response-header bound, e.g. 30s (default 30s).")
+    var upstreamHeaderTimeout: String?
 
-    @Option(help: "On SIGTERM/SIGINT: how long watches and requests get to end cleanly before connections are closed, e.g. 10s.")
-    var shutdownGrace = "10s"
+    @Option(help: "On SIGTERM/SIGINT: how long watches and requests get to end cleanly before connections are closed, e.g. 10s (default 10s).")
+    var shutdownGrace: String?
+
+    @Flag(inversion: .prefixedNo, help: "Serve cleartext HTTP/1.1 instead of TLS (only behind something that encrypts; default off).")
+    var plainHTTP: Bool?
+
+    @Option(help: "CA bundle (PEM) client certificates must chain to; without a matching one only /healthz and /readyz answer (403).")
+    var clientCA: String?
+
+    @Option(help: "Subject a client certificate must carry, e.g. O=ingress-nginx:auth or CN=ingress,O=edge (with --client-ca).")
+    var clientSubject: String?
+
+    @Option(help: "How often the peers file, the policy directory and the TLS files are checked for changes, e.g. 2s (default 2s; SIGHUP checks at once).")
+    var reloadInterval: String?
 
     @Option(help: "Write the serving CA (PEM) here, for kubeconfigs (useful with a generated certificate).")
     var writeCA: String?
 
-    func validate() throws {
-        guard APIServerCommand.split(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, got '\(listen)'") }
-        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
-        for (flag, value) in [("--token-leeway", tokenLeeway), ("--max-watch", maxWatch),
-                              ("--upstream-connect-timeout", upstreamConnectTimeout),
-                              ("--upstream-header-timeout", upstreamHeaderTimeout),
-                              ("--shutdown-grace", shutdownGrace)] {
-            guard let seconds = parseDurationSeconds(value), seconds >= 0 else {
-                throw ValidationError("\(flag) must be a duration like 90s, 15m or 1h30m, got '\(value)'")
-            }
-            if flag != "--token-leeway" && flag != "--shutdown-grace" && seconds == 0 { throw ValidationError("\(flag) must be above zero") }
-        }
+    /// Every setting a config file may hold; a new one is its `@Option` above plus one line here.
+    static var settings: [ProxySetting] {
+        [
+            .text("listen", \.listen, .hostPort),
+            .text("tlsCert", \.tlsCert, .path),
+            .text("tlsKey", \.tlsKey, .path),
+            .text("upstream", \.upstream),
+            .text("upstreamCA", \.upstreamCA, .path),
+            .text("tokenFile", \.tokenFile, .path),
+            .text("peers", \.peers, .path),
+            .text("policies", \.policies, .path),
+            .text("clusterUUID", \.clusterUUID),
+            .duration("tokenLeeway", \.tokenLeeway, allowsZero: true),
+            .duration("maxWatch", \.maxWatch, allowsZero: false),
+            .duration("upstreamConnectTimeout", \.upstreamConnectTimeout, allowsZero: false),
+            .duration("upstreamHeaderTimeout", \.upstreamHeaderTimeout, allowsZero: false),
+            .duration("shutdownGrace", \.shutdownGrace, allowsZero: true),
+            .text("writeCA", \.writeCA, .path),
+            .bool("plainHTTP", \.plainHTTP),
+            .text("clientCA", \.clientCA, .path),
+            .text("clientSubject", \.clientSubject),
+            .duration("reloadInterval", \.reloadInterval, allowsZero: false),
+        ]
     }
 
     /// `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` in a pod, else the service name.
@@ -85,72 +111,149 @@ struct ProxyCommand: AsyncParsableCommand {
         return "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
-    private func seconds(_ text: String) -> Duration { .seconds(parseDurationSeconds(text) ?? 0) }
+    private func seconds(_ text: String?, default fallback: Duration) -> Duration {
+        text.flatMap(parseDurationSeconds).map { .seconds($0) } ?? fallback
+    }
 
-    /// The configuration, or the first problem named by its flag.
-    func makeConfiguration() throws(ProxyConfigurationError) -> ProxyConfiguration {
+    /// The configuration, or the first problem, named by the flag or the
+    /// config-file place it came from (`origins`, from ``merge(_:)``).
+    func makeConfiguration(origins: [String: String] = [:]) throws(ProxyConfigurationError) -> ProxyConfiguration {
+        func label(_ field: String) -> String {
+            origins[field] ?? "--" + ProxySetting.kebabCase(field)
+        }
         func read(_ path: String, field: String) throws(ProxyConfigurationError) -> String {
             do {
                 return try String(contentsOfFile: path, encoding: .utf8)
             } catch {
-                throw ProxyConfigurationError(field: field, problem: "cannot read \(path): \(error.localizedDescription)")
+                throw ProxyConfigurationError(field: label(field), problem: "cannot read \(path): \(error.localizedDescription)")
             }
         }
+        try checkSettings(origins: origins)
+        guard let peers else {
+            throw ProxyConfigurationError(field: "--peers", problem: "required (the flag, or `peers:` in --config)")
+        }
+        guard let clusterUUID else {
+            throw ProxyConfigurationError(field: "--cluster-uuid", problem: "required (the flag, or `clusterUUID:` in --config)")
+        }
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ProxyConfigurationError(field: label(tlsCert == nil ? "tlsKey" : "tlsCert"),
+                                          problem: "tlsCert and tlsKey go together")
+        }
+        let tokenFile = self.tokenFile ?? "\(Self.serviceAccountDirectory)/token"
         guard FileManager.default.isReadableFile(atPath: tokenFile) else {
-            throw ProxyConfigurationError(field: "--token-file", problem: "cannot read \(tokenFile)")
+            throw ProxyConfigurationError(field: label("tokenFile"), problem: "cannot read \(tokenFile)")
         }
         var upstreamConfiguration = UpstreamConfiguration(
             url: upstream ?? Self.inClusterUpstream(ProcessInfo.processInfo.environment),
-            caCertificatePEM: try read(upstreamCA, field: "--upstream-ca"), tokenFile: tokenFile)
-        upstreamConfiguration.connectTimeout = seconds(upstreamConnectTimeout)
-        upstreamConfiguration.responseHeaderTimeout = seconds(upstreamHeaderTimeout)
-        var configuration = ProxyConfiguration(upstream: upstreamConfiguration, peersFile: peers, policyDirectory: policies,
-                                               localClusterUUID: clusterUUID)
-        if let (host, port) = APIServerCommand.split(listen) {
+            caCertificatePEM: try read(upstreamCA ?? "\(Self.serviceAccountDirectory)/ca.crt", field: "upstreamCA"),
+            tokenFile: tokenFile)
+        upstreamConfiguration.connectTimeout = seconds(upstreamConnectTimeout, default: upstreamConfiguration.connectTimeout)
+        upstreamConfiguration.responseHeaderTimeout = seconds(upstreamHeaderTimeout,
+                                                              default: upstreamConfiguration.responseHeaderTimeout)
+        var configuration = ProxyConfiguration(upstream: upstreamConfiguration, peersFile: peers,
+                                               policyDirectory: policies ?? "policies", localClusterUUID: clusterUUID)
+        if let (host, port) = APIServerCommand.split(listen ?? "0.0.0.0:8443") {
             configuration.host = host
             configuration.port = port
         }
         if let tlsCert, let tlsKey {
-            let certificate = try read(tlsCert, field: "--tls-cert")
-            configuration.tls = ServingCertificates(caCertificatePEM: certificate, certificatePEM: certificate,
-                                                    privateKeyPEM: try read(tlsKey, field: "--tls-key"))
+            // Read by the proxy at start, then polled: a renewed Secret is served without a restart.
+            configuration.tlsFiles = ServingCertificateFiles(certificate: tlsCert, key: tlsKey)
         }
-        configuration.tokenLeeway = seconds(tokenLeeway)
-        configuration.watchLimit = WatchLimit(maximum: seconds(maxWatch), jitter: 0.1)
+        configuration.plainHTTP = plainHTTP ?? false
+        if configuration.plainHTTP && (tlsCert != nil || clientCA != nil) {
+            throw ProxyConfigurationError(field: label("plainHTTP"), problem: "plain HTTP serves no TLS; drop tlsCert/tlsKey/clientCA")
+        }
+        if let clientCA {
+            configuration.clientCertificateCAPEM = try read(clientCA, field: "clientCA")
+        }
+        if let clientSubject {
+            guard clientCA != nil else {
+                throw ProxyConfigurationError(field: label("clientSubject"), problem: "needs clientCA (the CA that signs those certificates)")
+            }
+            do {
+                configuration.clientSubject = try ClientSubjectRequirement(parsing: clientSubject)
+            } catch {
+                throw ProxyConfigurationError(field: label("clientSubject"), problem: error.description)
+            }
+        }
+        configuration.reloadInterval = seconds(reloadInterval, default: configuration.reloadInterval)
+        configuration.tokenLeeway = seconds(tokenLeeway, default: configuration.tokenLeeway)
+        configuration.watchLimit = WatchLimit(maximum: seconds(maxWatch, default: configuration.watchLimit.maximum), jitter: 0.1)
         return configuration
     }
 
+    /// This command with `--config` read and merged under the flags, its
+    /// configuration and where each file value came from.
+    func resolve() throws(ProxyConfigurationError) -> (command: ProxyCommand, configuration: ProxyConfiguration,
+                                                       origins: [String: String]) {
+        var command = self
+        var origins: [String: String] = [:]
+        if let config {
+            let text: String
+            do {
+                text = try String(contentsOfFile: config, encoding: .utf8)
+            } catch {
+                throw ProxyConfigurationError(field: "--config", problem: "cannot read \(config): \(error.localizedDescription)")
+            }
+            origins = command.merge(try ProxyFileConfiguration(yaml: text, path: config))
+        }
+        return (command, try command.makeConfiguration(origins: origins), origins)
+    }
+
     func run() async throws {
+        let command: ProxyCommand
         let configuration: ProxyConfiguration
         let proxy: ProxyServer
         do {
-            configuration = try makeConfiguration()
-            if configuration.tls == nil {
-                printError("isthmus proxy: warning: no --tls-cert/--tls-key; serving a generated self-signed certificate")
+            let origins: [String: String]
+            (command, configuration, origins) = try resolve()
+            do {
+                proxy = try await ProxyServer.start(configuration)
+            } catch let error as ProxyConfigurationError {
+                let field = Self.setting(for: error.field)
+                throw ProxyConfigurationError(field: origins[field] ?? "--" + ProxySetting.kebabCase(field), problem: error.problem)
             }
-            proxy = try await ProxyServer.start(configuration)
         } catch let error as ProxyConfigurationError {
-            printError("isthmus proxy: \(Self.flag(for: error.field)): \(error.problem)")
+            printError("isthmus proxy: \(error.field): \(error.problem)")
             throw ExitCode(2)
         }
-        if let writeCA {
+        if configuration.tlsFiles == nil && !configuration.plainHTTP {
+            printError("isthmus proxy: warning: no --tls-cert/--tls-key; serving a generated self-signed certificate")
+        }
+        if configuration.plainHTTP {
+            printError("isthmus proxy: warning: --plain-http: serving cleartext HTTP; tokens cross the network unencrypted")
+        }
+        let reloadOnHangup = Self.onHangup { Task { await proxy.reload() } }
+        defer { reloadOnHangup.cancel() }
+        if let writeCA = command.writeCA {
             try proxy.certificates.caCertificatePEM.write(toFile: writeCA, atomically: true, encoding: .utf8)
         }
         let dialHost = (configuration.host == "0.0.0.0" || configuration.host == "::") ? "127.0.0.1" : configuration.host
-        printError("isthmus proxy: serving https://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
+        let scheme = configuration.plainHTTP ? "http" : "https"
+        printError("isthmus proxy: serving \(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
         await APIServerCommand.waitForTerminationSignal()
         printError("isthmus proxy: shutting down")
-        try await proxy.shutdown(grace: seconds(shutdownGrace))
+        try await proxy.shutdown(grace: seconds(command.shutdownGrace, default: .seconds(10)))
     }
 
-    /// Configuration fields by the flag an operator sets them with.
-    static func flag(for field: String) -> String {
+    /// ``ProxyConfiguration`` fields (as ``ProxyServer/start(_:)`` names them in
+    /// errors) by the setting an operator writes.
+    static func setting(for field: String) -> String {
         switch field {
-        case "peersFile": "--peers"
-        case "policyDirectory": "--policies"
-        case "localClusterUUID": "--cluster-uuid"
-        case "upstream": "--upstream"
+        case "peersFile": "peers"
+        case "policyDirectory": "policies"
+        case "localClusterUUID": "clusterUUID"
         default: field
         }
+    }
+
+    /// Calls `action` on every SIGHUP (the operator's "reload now") until cancelled.
+    static func onHangup(_ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
     }
 }

@@ -72,6 +72,30 @@ public struct ServingCertificates: Sendable, Equatable {
             privateKeyPEM: key.pemRepresentation + "\n")
     }
 
+    /// Throws unless the private key is the one the leaf certificate names:
+    /// TLS libraries accept a mismatched pair and only fail at handshake time.
+    public func checkKeyMatchesCertificate() throws {
+        let certificate: Certificate
+        do {
+            // The leaf comes first in a chain file.
+            guard let leaf = try PEMDocument.parseMultiple(pemString: certificatePEM).first else {
+                throw ServingCertificateError("no CERTIFICATE block")
+            }
+            certificate = try Certificate(pemDocument: leaf)
+        } catch {
+            throw ServingCertificateError("the certificate is not a PEM certificate: \(error)")
+        }
+        let key: Certificate.PrivateKey
+        do {
+            key = try Certificate.PrivateKey(pemEncoded: privateKeyPEM)
+        } catch {
+            throw ServingCertificateError("the key is not a PEM private key: \(error)")
+        }
+        guard key.publicKey == certificate.publicKey else {
+            throw ServingCertificateError("the private key does not belong to the certificate")
+        }
+    }
+
     /// IPv4 dotted quad or IPv6 (with `::`) to network-order bytes.
     static func ipBytes(_ text: String) -> [UInt8]? {
         if text.contains(".") {
@@ -112,4 +136,10 @@ public struct ServingCertificates: Sendable, Equatable {
         try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: paths[2])
         return generated
     }
+}
+
+/// Why a serving certificate, key or client CA cannot be used.
+public struct ServingCertificateError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -3,6 +3,8 @@ import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
+import Synchronization
+import X509
 
 /// How a server listens. Plain data, checked once at start.
 public struct HTTPServerConfiguration: Sendable {
@@ -10,10 +12,18 @@ public struct HTTPServerConfiguration: Sendable {
     public var host: String
     /// 0 picks a free port; read the bound one from `HTTPServer.port`.
     public var port: Int
-    /// Serving certificate; nil serves plain HTTP/1.1 (no h2c).
+    /// Serving certificate; nil serves cleartext HTTP/1.1, and HTTP/2 to
+    /// clients that start with its preface (h2c with prior knowledge).
     public var tls: ServingCertificates?
     /// ALPN offers, most preferred first. kube clients negotiate h2 over TLS.
     public var applicationProtocols: [String]
+    /// The oldest TLS version accepted: 1.2, as TLS 1.0 and 1.1 are deprecated (RFC 8996).
+    public var minimumTLSVersion: TLSVersion = .tlsv12
+    /// CA bundle (PEM) for client certificates. When set, the handshake asks
+    /// for a certificate and refuses one that does not chain to this CA, but
+    /// accepts a client that sends none: what such a client may do is the
+    /// request handler's decision (read it with `clientCertificateDER`).
+    public var clientCertificateCAPEM: String?
 
     public init(host: String = "127.0.0.1", port: Int = 0, tls: ServingCertificates?,
                 applicationProtocols: [String] = ["h2", "http/1.1"]) {
@@ -38,10 +48,54 @@ public enum HTTPProtocolVersion: Sendable, Equatable {
 public final class HTTPServer: Sendable {
     public let channel: any Channel
     public let port: Int
+    private let configuration: HTTPServerConfiguration
+    /// Read once per new connection, so a replaced certificate serves new
+    /// connections while open ones keep the one they were handshaken with.
+    private let sslContext: SSLContextHolder
 
-    private init(channel: any Channel, port: Int) {
+    private init(channel: any Channel, port: Int, configuration: HTTPServerConfiguration, sslContext: SSLContextHolder) {
         self.channel = channel
         self.port = port
+        self.configuration = configuration
+        self.sslContext = sslContext
+    }
+
+    /// The TLS context for `configuration`, after checking that the key belongs to the certificate.
+    static func makeSSLContext(_ configuration: HTTPServerConfiguration, tls: ServingCertificates) throws -> NIOSSLContext {
+        try tls.checkKeyMatchesCertificate()
+        let chain = try NIOSSLCertificate.fromPEMBytes(Array(tls.certificatePEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(bytes: Array(tls.privateKeyPEM.utf8), format: .pem)
+        var tlsConfiguration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        tlsConfiguration.applicationProtocols = configuration.applicationProtocols
+        tlsConfiguration.minimumTLSVersion = configuration.minimumTLSVersion
+        if let clientCA = configuration.clientCertificateCAPEM {
+            let roots = try NIOSSLCertificate.fromPEMBytes(Array(clientCA.utf8))
+            guard !roots.isEmpty else { throw ServingCertificateError("the client CA file holds no certificate") }
+            tlsConfiguration.trustRoots = .certificates(roots)
+            tlsConfiguration.certificateVerification = .optionalVerification
+        }
+        return try NIOSSLContext(configuration: tlsConfiguration)
+    }
+
+    /// Serves `certificates` to connections accepted from now on. Throws (and
+    /// keeps the current one) when the pair is unusable. No-op without TLS.
+    public func replaceCertificates(_ certificates: ServingCertificates) throws {
+        guard configuration.tls != nil else { return }
+        let context = try Self.makeSSLContext(configuration, tls: certificates)
+        sslContext.current = context
+    }
+
+    /// The DER client certificate of the connection a handler's `channel`
+    /// belongs to (the connection itself for HTTP/1.1, its parent for an
+    /// HTTP/2 stream), once its handshake verified it against
+    /// ``HTTPServerConfiguration/clientCertificateCAPEM``; nil without one.
+    /// Call on the channel's event loop.
+    public static func clientCertificateDER(of channel: any Channel, version: HTTPProtocolVersion) -> [UInt8]? {
+        // An HTTP/1.1 connection's parent is the listening socket, on another loop.
+        guard let connection = version == .http2 ? channel.parent : channel else { return nil }
+        guard let handler = try? connection.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
+              let certificate = handler.peerCertificate else { return nil }
+        return try? certificate.toDERBytes()
     }
 
     /// Binds and starts accepting. `acceptConnection` is asked for each new
@@ -52,15 +106,10 @@ public final class HTTPServer: Sendable {
         acceptConnection: @escaping @Sendable () -> Bool = { true },
         makeHandler: @escaping @Sendable (HTTPProtocolVersion) -> any ChannelHandler
     ) async throws -> HTTPServer {
-        var sslContext: NIOSSLContext?
-        if let tls = configuration.tls {
-            let chain = try NIOSSLCertificate.fromPEMBytes(Array(tls.certificatePEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
-            let key = try NIOSSLPrivateKey(bytes: Array(tls.privateKeyPEM.utf8), format: .pem)
-            var tlsConfiguration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
-            tlsConfiguration.applicationProtocols = configuration.applicationProtocols
-            sslContext = try NIOSSLContext(configuration: tlsConfiguration)
+        if configuration.tls == nil, configuration.clientCertificateCAPEM != nil {
+            throw ServingCertificateError("a client CA needs TLS")
         }
-        let context = sslContext
+        let sslContext = SSLContextHolder(try configuration.tls.map { try Self.makeSSLContext(configuration, tls: $0) })
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -70,9 +119,9 @@ public final class HTTPServer: Sendable {
                 guard acceptConnection() else {
                     return channel.close()
                 }
-                guard let context else {
+                guard let context = sslContext.current else {
                     return channel.eventLoop.makeCompletedFuture {
-                        try Self.configureHTTP1(channel.pipeline.syncOperations, makeHandler: makeHandler)
+                        try channel.pipeline.syncOperations.addHandler(CleartextProtocolSniffer(makeHandler: makeHandler))
                     }
                 }
                 return channel.eventLoop.makeCompletedFuture {
@@ -80,12 +129,9 @@ public final class HTTPServer: Sendable {
                 }.flatMap {
                     channel.configureHTTP2SecureUpgrade(
                         h2ChannelConfigurator: { channel in
-                            channel.configureHTTP2Pipeline(mode: .server) { stream in
-                                stream.eventLoop.makeCompletedFuture {
-                                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                                    try stream.pipeline.syncOperations.addHandler(makeHandler(.http2))
-                                }
-                            }.map { _ in }
+                            channel.eventLoop.makeCompletedFuture {
+                                try Self.configureHTTP2(channel.pipeline.syncOperations, makeHandler: makeHandler)
+                            }
                         },
                         http1ChannelConfigurator: { channel in
                             channel.eventLoop.makeCompletedFuture {
@@ -96,10 +142,10 @@ public final class HTTPServer: Sendable {
             }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         let port = channel.localAddress?.port ?? configuration.port
-        return HTTPServer(channel: channel, port: port)
+        return HTTPServer(channel: channel, port: port, configuration: configuration, sslContext: sslContext)
     }
 
-    private static func configureHTTP1(
+    static func configureHTTP1(
         _ pipeline: ChannelPipeline.SynchronousOperations,
         makeHandler: @Sendable (HTTPProtocolVersion) -> any ChannelHandler
     ) throws {
@@ -107,8 +153,75 @@ public final class HTTPServer: Sendable {
         try pipeline.addHandler(makeHandler(.http1_1))
     }
 
+    static func configureHTTP2(
+        _ pipeline: ChannelPipeline.SynchronousOperations,
+        makeHandler: @escaping @Sendable (HTTPProtocolVersion) -> any ChannelHandler
+    ) throws {
+        _ = try pipeline.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(AuthorityFromHostHandler())
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try stream.pipeline.syncOperations.addHandler(makeHandler(.http2))
+            }
+        }
+    }
+
     /// Stops accepting; open connections are left to their handlers.
     public func close() async throws {
         try await channel.close()
+    }
+}
+
+/// The TLS context new connections get; replaced whole when the certificate changes.
+private final class SSLContextHolder: Sendable {
+    private let context: Mutex<NIOSSLContext?>
+    init(_ context: NIOSSLContext?) { self.context = Mutex(context) }
+    var current: NIOSSLContext? {
+        get { context.withLock { $0 } }
+        set { context.withLock { $0 = newValue } }
+    }
+}
+
+/// On a cleartext connection, tells HTTP/2 with prior knowledge (h2c: the
+/// client opens with the connection preface) from HTTP/1.1 by the first
+/// bytes, sets up the pipeline for it and steps aside.
+final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    private let makeHandler: @Sendable (HTTPProtocolVersion) -> any ChannelHandler
+    private var received: ByteBuffer?
+
+    init(makeHandler: @escaping @Sendable (HTTPProtocolVersion) -> any ChannelHandler) {
+        self.makeHandler = makeHandler
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        var buffer = received ?? context.channel.allocator.buffer(capacity: incoming.readableBytes)
+        buffer.writeBuffer(&incoming)
+        let count = min(buffer.readableBytes, Self.preface.count)
+        let matchesSoFar = buffer.readableBytesView.prefix(count).elementsEqual(Self.preface.prefix(count))
+        if matchesSoFar && count < Self.preface.count {
+            received = buffer  // Not enough bytes to tell yet.
+            return
+        }
+        received = nil
+        do {
+            let pipeline = context.pipeline.syncOperations
+            if matchesSoFar {
+                try HTTPServer.configureHTTP2(pipeline, makeHandler: makeHandler)
+            } else {
+                try HTTPServer.configureHTTP1(pipeline, makeHandler: makeHandler)
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(wrapInboundOut(buffer))
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }

@@ -53,6 +53,8 @@ final class ProxyHandler: ChannelInboundHandler {
     /// A response to HEAD carries the headers of a body but never the body.
     private var isHead = false
     private var isWatch = false
+    /// The client-certificate check's verdict for this connection, once asked.
+    private var clientCertificateAdmitted: Bool?
     /// Body bytes relayed and not yet added to ``ProxyStatistics/bytesRelayed``.
     private var unreportedBytes = 0
     private var headerTimeout: Scheduled<Void>?
@@ -111,6 +113,15 @@ final class ProxyHandler: ChannelInboundHandler {
         if head.uri == "/healthz" || head.uri.hasPrefix("/healthz?") {
             respond(code: .ok, contentType: "text/plain; charset=utf-8", body: Array("ok".utf8))
             return
+        }
+        if let check = services.clientCertificateCheck, !ClientCertificateCheck.isProbe(head.uri) {
+            if clientCertificateAdmitted == nil {
+                clientCertificateAdmitted = check.admits(certificateDER: HTTPServer.clientCertificateDER(of: context.channel, version: version))
+            }
+            guard clientCertificateAdmitted == true else {
+                respond(status: ClientCertificateCheck.refusal)
+                return
+            }
         }
         var headers: [(name: String, value: String)] = []
         headers.reserveCapacity(head.headers.count)

@@ -5,6 +5,7 @@ import IsthmusTrust
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Everything `isthmus proxy` needs to serve. Plain data, checked once at start.
 public struct ProxyConfiguration: Sendable {
@@ -12,8 +13,30 @@ public struct ProxyConfiguration: Sendable {
     public var host = "0.0.0.0"
     /// 0 picks a free port; read the bound one from ``ProxyServer/port``.
     public var port = 8443
-    /// The serving certificate; nil generates a self-signed one (dev and tests).
+    /// The serving certificate; nil (and no ``tlsFiles``) generates a
+    /// self-signed one (dev and tests).
     public var tls: ServingCertificates?
+    /// The serving certificate and key as files: loaded at start instead of
+    /// ``tls`` and re-read when they change (new connections get the new pair).
+    public var tlsFiles: ServingCertificateFiles?
+    /// Serve cleartext HTTP/1.1 instead of TLS. Only for a loopback or a mesh
+    /// that already encrypts; never the default.
+    public var plainHTTP = false
+    /// CA bundle (PEM) client certificates must chain to. With it, a request
+    /// without a verified client certificate whose subject matches
+    /// ``clientSubject`` gets 403, except `/healthz` and `/readyz`.
+    public var clientCertificateCAPEM: String?
+    /// The subject a client certificate must carry (with ``clientCertificateCAPEM``);
+    /// nil accepts any certificate from that CA.
+    public var clientSubject: ClientSubjectRequirement?
+    /// How often the peers file, the policy directory and the certificate
+    /// files are compared with what is loaded (``ProxyServer/reload()`` forces it).
+    public var reloadInterval: Duration = .seconds(2)
+    /// One line per operational event (reloads, refused reloads). Never
+    /// handed a token or a key.
+    public var log: @Sendable (String) -> Void = { line in
+        FileHandle.standardError.write(Data(("isthmus proxy: " + line + "\n").utf8))
+    }
     public var upstream: UpstreamConfiguration
     /// The trusted peers file (JSON), as written by `isthmus peers add`.
     public var peersFile: String
@@ -37,7 +60,7 @@ public struct ProxyConfiguration: Sendable {
 }
 
 /// A configuration error, naming the field, raised before listening.
-public struct ProxyConfigurationError: Error, Sendable, CustomStringConvertible {
+public struct ProxyConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     public var field: String
     public var problem: String
     public var description: String { "\(field): \(problem)" }
@@ -57,14 +80,17 @@ final class ProxyServices: Sendable {
     let watchLimit: WatchLimit
     let responseHeaderTimeout: TimeAmount
     let statistics = NIOLockedValueBox(ProxyStatistics())
+    /// Non-nil when requests need a verified client certificate (see ``ProxyConfiguration/clientCertificateCAPEM``).
+    let clientCertificateCheck: ClientCertificateCheck?
 
     /// The live request handlers of each event loop, so a shutdown can end
     /// their watches cleanly. Touched once per connection or stream, on its loop.
     let relays: [ObjectIdentifier: NIOLoopBoundBox<ActiveRelays>]
 
     init(admission: AdmissionPipeline, upstream: UpstreamClient, watchLimit: WatchLimit, responseHeaderTimeout: Duration,
-         group: any EventLoopGroup) {
+         clientCertificateCheck: ClientCertificateCheck? = nil, group: any EventLoopGroup) {
         self.admission = NIOLockedValueBox(admission)
+        self.clientCertificateCheck = clientCertificateCheck
         self.upstream = upstream
         self.watchLimit = watchLimit
         self.responseHeaderTimeout = TimeAmount(responseHeaderTimeout)
@@ -117,26 +143,59 @@ public struct ProxyStatistics: Sendable, Hashable {
 /// API server through ``UpstreamClient``.
 public final class ProxyServer: Sendable {
     public let port: Int
-    /// The serving certificate in use (generated or given); its CA goes into kubeconfigs.
-    public let certificates: ServingCertificates
+    /// The serving certificate in use (generated, given, or reloaded from
+    /// ``ProxyConfiguration/tlsFiles``); its CA goes into kubeconfigs. With
+    /// ``ProxyConfiguration/plainHTTP``, a generated one that is not served.
+    public var certificates: ServingCertificates { currentCertificates.withLockedValue { $0 } }
+    private let currentCertificates: NIOLockedValueBox<ServingCertificates>
     private let server: HTTPServer
     private let services: ProxyServices
     private let group: MultiThreadedEventLoopGroup
+    private let reloader: ProxyReloader
+    private let polling: Task<Void, Never>
     private let isShutDown = NIOLockedValueBox(false)
 
-    private init(port: Int, certificates: ServingCertificates, server: HTTPServer, services: ProxyServices,
-                 group: MultiThreadedEventLoopGroup) {
+    private init(port: Int, certificates: NIOLockedValueBox<ServingCertificates>, server: HTTPServer, services: ProxyServices,
+                 group: MultiThreadedEventLoopGroup, reloader: ProxyReloader, polling: Task<Void, Never>) {
         self.port = port
-        self.certificates = certificates
+        self.currentCertificates = certificates
         self.server = server
         self.services = services
         self.group = group
+        self.reloader = reloader
+        self.polling = polling
+    }
+
+    /// What the reloads of peers, policy and certificate did so far.
+    public var reloadStatus: ReloadStatus { reloader.status.withLockedValue { $0 } }
+
+    /// Re-reads the peers file, the policy directory and the certificate files
+    /// now, whether or not they changed (SIGHUP). A bad one keeps the previous
+    /// state; see ``reloadStatus``.
+    public func reload() async {
+        await reloader.check(forced: true)
     }
 
     /// Loads peers and policy (a bad one fails here, naming the field), then listens.
     public static func start(_ configuration: ProxyConfiguration) async throws -> ProxyServer {
         let admission = try loadAdmission(configuration)
-        let certificates = try configuration.tls ?? ServingCertificates.generate(commonName: "isthmus-proxy")
+        var initialCertificates = configuration.tls
+        if let files = configuration.tlsFiles, !configuration.plainHTTP {
+            do {
+                initialCertificates = try files.load()
+                try initialCertificates?.checkKeyMatchesCertificate()
+            } catch {
+                throw ProxyConfigurationError(field: "tlsCert", problem: "\(error)")
+            }
+        }
+        let certificates = try initialCertificates ?? ServingCertificates.generate(commonName: "isthmus-proxy")
+        var clientCertificateCheck: ClientCertificateCheck?
+        if configuration.clientCertificateCAPEM != nil {
+            guard !configuration.plainHTTP else {
+                throw ProxyConfigurationError(field: "clientCA", problem: "client certificates need TLS, not plainHTTP")
+            }
+            clientCertificateCheck = ClientCertificateCheck(subject: configuration.clientSubject)
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
         do {
             let upstream: UpstreamClient
@@ -147,12 +206,34 @@ public final class ProxyServer: Sendable {
             }
             upstream.token.startRefreshing(every: configuration.upstream.tokenRefreshInterval)
             let services = ProxyServices(admission: admission, upstream: upstream, watchLimit: configuration.watchLimit,
-                                         responseHeaderTimeout: configuration.upstream.responseHeaderTimeout, group: group)
-            let server = try await HTTPServer.start(
-                group: group,
-                configuration: HTTPServerConfiguration(host: configuration.host, port: configuration.port, tls: certificates),
-                makeHandler: { version in ProxyHandler(services: services, version: version) })
-            return ProxyServer(port: server.port, certificates: certificates, server: server, services: services, group: group)
+                                         responseHeaderTimeout: configuration.upstream.responseHeaderTimeout,
+                                         clientCertificateCheck: clientCertificateCheck, group: group)
+            var serverConfiguration = HTTPServerConfiguration(host: configuration.host, port: configuration.port,
+                                                              tls: configuration.plainHTTP ? nil : certificates)
+            serverConfiguration.clientCertificateCAPEM = configuration.clientCertificateCAPEM
+            let server: HTTPServer
+            do {
+                server = try await HTTPServer.start(
+                    group: group, configuration: serverConfiguration,
+                    makeHandler: { version in ProxyHandler(services: services, version: version) })
+            } catch let error as ServingCertificateError {
+                throw ProxyConfigurationError(field: configuration.clientCertificateCAPEM == nil ? "tlsCert" : "clientCA",
+                                              problem: error.description)
+            } catch let error as NIOSSLError {
+                throw ProxyConfigurationError(field: "tlsCert", problem: "\(error)")
+            }
+            let current = NIOLockedValueBox(certificates)
+            let reloader = ProxyReloader(configuration: configuration, services: services, server: server, certificates: current)
+            let interval = configuration.reloadInterval
+            let polling = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    if Task.isCancelled { break }
+                    await reloader.check(forced: false)
+                }
+            }
+            return ProxyServer(port: server.port, certificates: current, server: server, services: services, group: group,
+                               reloader: reloader, polling: polling)
         } catch {
             try? await group.shutdownGracefully()
             throw error
@@ -199,6 +280,7 @@ public final class ProxyServer: Sendable {
             return !done
         }
         guard first else { return }
+        polling.cancel()
         try? await server.close()
         let clock = ContinuousClock()
         let deadline = clock.now + grace

@@ -63,11 +63,76 @@ struct ProxyCommandTests {
         #expect(missingPeers.stderr.contains("isthmus proxy: --peers: "),
                 "\(missingPeers.stderr)")
         let badDuration = try CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--max-watch", "30"])
-        #expect(badDuration.status != 0)
-        #expect(badDuration.stderr.contains("--max-watch must be a duration"), "\(badDuration.stderr)")
+        #expect(badDuration.status == 2)
+        #expect(badDuration.stderr == "isthmus proxy: --max-watch: must be a duration like 90s, 15m or 1h30m, got \"30\"\n",
+                "\(badDuration.stderr)")
         let noToken = try CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--token-file", dir + "/none"])
         #expect(noToken.status == 2)
         #expect(noToken.stderr.contains("isthmus proxy: --token-file: cannot read"), "\(noToken.stderr)")
+    }
+
+    @Test("a config file error is one line naming FILE:LINE:COL and the field, exit 2 before listening")
+    func configFileError() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "token\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        try "listen: 127.0.0.1:0\nmaxWatch: 30\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        let badType = try CLI.run(["proxy", "--config", dir + "/bad.yaml"])
+        #expect(badType.status == 2)
+        #expect(badType.stderr == "isthmus proxy: \(dir)/bad.yaml:2:11: maxWatch: expected a string like 90s, 15m or 1h30m (a bare number has no unit), got 30\n",
+                "\(badType.stderr)")
+        // A value the file got right in kind but wrong in substance is named by its place too.
+        try """
+            tokenFile: token
+            upstreamCA: token
+            upstream: https://127.0.0.1:1
+            peers: missing.json
+            clusterUUID: \(clusterUUID)
+            """.write(toFile: dir + "/missing.yaml", atomically: true, encoding: .utf8)
+        let missingPeers = try CLI.run(["proxy", "--config", dir + "/missing.yaml", "--listen", "127.0.0.1:0"])
+        #expect(missingPeers.status == 2)
+        #expect(missingPeers.stderr.hasPrefix("isthmus proxy: \(dir)/missing.yaml:4:8: peers: "), "\(missingPeers.stderr)")
+        #expect(!missingPeers.stderr.contains("serving"))
+        let missingFile = try CLI.run(["proxy", "--config", dir + "/none.yaml"])
+        #expect(missingFile.status == 2)
+        #expect(missingFile.stderr.hasPrefix("isthmus proxy: --config: cannot read \(dir)/none.yaml"), "\(missingFile.stderr)")
+    }
+
+    @Test("examples/proxy.yaml runs the proxy, with flags overriding its paths")
+    func exampleConfig() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        defer { apiserver.stop() }
+        let upstreamLine = try #require(apiserver.waitForLine(containing: "serving https://"))
+        let upstreamPort = try #require(RunningCommand.port(in: upstreamLine))
+        try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        let key = SigningKeyPair()
+        let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
+        let peers = try TrustedPeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
+        try peers.encodedJSONString().write(toFile: dir + "/peers.json", atomically: true, encoding: .utf8)
+        // The example's certificate paths do not exist here: a generated certificate instead.
+        let example = try String(contentsOfFile: CLI.repositoryRoot + "/examples/proxy.yaml", encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("tlsCert:") && !$0.hasPrefix("tlsKey:") }
+            .joined(separator: "\n")
+        try example.write(toFile: dir + "/proxy.yaml", atomically: true, encoding: .utf8)
+        let proxy = try RunningCommand([
+            "proxy", "--config", dir + "/proxy.yaml", "--listen", "127.0.0.1:0",
+            "--upstream", "https://127.0.0.1:\(upstreamPort)", "--upstream-ca", dir + "/pki/ca.crt",
+            "--token-file", dir + "/token", "--peers", dir + "/peers.json", "--policies", CLI.repositoryRoot + "/policies",
+            "--write-ca", dir + "/proxy-ca.crt",
+        ])
+        defer { proxy.stop() }
+        let proxyLine = try #require(proxy.waitForLine(containing: "serving https://"))
+        let proxyPort = try #require(RunningCommand.port(in: proxyLine))
+        // The audience comes from the file's clusterUUID.
+        let now = Int64(Date().timeIntervalSince1970)
+        let token = mint(TokenClaims(subject: peerUUID, audience: clusterUUID, scope: .api, notBefore: now - 10,
+                                     expiresAt: now + 600), with: key)
+        let list = try curl(["-H", "@" + (try headerFile(token: token, in: dir)),
+                             "https://127.0.0.1:\(proxyPort)/api/v1/namespaces"], ca: dir + "/proxy-ca.crt")
+        #expect(list.hasSuffix("\n200") && list.contains("NamespaceList"), "\(list)")
     }
 
     @Test("isthmus proxy in front of isthmus apiserver serves /healthz and an allowed list to a peer token")
@@ -116,6 +181,54 @@ struct ProxyCommandTests {
         #expect(try curl("/api/v1/namespaces", auth: false).hasSuffix("\n401"))
     }
 
+    @Test("SIGHUP makes isthmus proxy re-read its peers file at once")
+    func hangupReloads() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        defer { apiserver.stop() }
+        let upstreamLine = try #require(apiserver.waitForLine(containing: "serving https://"))
+        let upstreamPort = try #require(RunningCommand.port(in: upstreamLine))
+        try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
+        let key = SigningKeyPair(), newPeerKey = SigningKeyPair()
+        let newPeer = "5c7d1e2f-3a4b-4c5d-8e9f-0a1b2c3d4e5f"
+        func writePeers(_ peers: [TrustedPeer]) throws {
+            try TrustedPeers(peers).encodedJSONString().write(toFile: dir + "/peers.json", atomically: true, encoding: .utf8)
+        }
+        try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
+        // The poll is an hour away: only SIGHUP can make the change visible.
+        let proxy = try RunningCommand([
+            "proxy", "--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:\(upstreamPort)",
+            "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
+            "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID, "--write-ca", dir + "/proxy-ca.crt",
+            "--reload-interval", "1h",
+        ])
+        defer { proxy.stop() }
+        let proxyLine = try #require(proxy.waitForLine(containing: "serving https://"))
+        let proxyPort = try #require(RunningCommand.port(in: proxyLine))
+        let now = Int64(Date().timeIntervalSince1970)
+        let token = mint(TokenClaims(subject: newPeer, audience: clusterUUID, scope: .api, notBefore: now - 10,
+                                     expiresAt: now + 600), with: newPeerKey)
+        let header = try headerFile(token: token, in: dir)
+        func list() throws -> String {
+            try curl(["-H", "@" + header, "https://127.0.0.1:\(proxyPort)/api/v1/namespaces"], ca: dir + "/proxy-ca.crt")
+        }
+        #expect(try list().hasSuffix("\n401"))
+        try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca),
+                        TrustedPeer(clusterUUID: newPeer, keys: [newPeerKey.publicKey], rootCA: ca)])
+        kill(proxy.process.processIdentifier, SIGHUP)
+        let deadline = Date().addingTimeInterval(20)
+        var last = ""
+        while Date() < deadline {
+            last = try list()
+            if last.hasSuffix("\n200") { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(last.hasSuffix("\n200") && last.contains("NamespaceList"), "\(last)")
+        #expect(proxy.process.isRunning, "SIGHUP must not stop the proxy")
+    }
+
     @Test("isthmus dev: the printed kubectl commands work as the fake peer, delete is refused, Ctrl-C stops it")
     func dev() throws {
         let dir = try CLI.temporaryDirectory()
@@ -148,5 +261,25 @@ struct ProxyCommandTests {
         kill(dev.process.processIdentifier, SIGINT)
         dev.process.waitUntilExit()
         #expect(dev.process.terminationStatus == 0)
+    }
+
+    private func headerFile(token: String, in dir: String) throws -> String {
+        let path = dir + "/auth-\(UUID().uuidString).header"
+        try "Authorization: Bearer \(token)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// curl's body and status code, `BODY\nCODE`.
+    private func curl(_ arguments: [String], ca: String?) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-sS", "-w", "\n%{http_code}"] + (ca.map { ["--cacert", $0] } ?? []) + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
     }
 }
