@@ -105,6 +105,7 @@ public final class ControllerService: Sendable {
             state.withLock { $0.standingBy = false }
             log("controller: leading")
             do { try await lead() } catch is CancellationError {} catch {
+                log("controller: \(error)")
                 failure.withLock { $0 = error }
             }
             state.withLock { $0.standingBy = true }

@@ -20,12 +20,30 @@ let repositoryPolicies: String = {
 /// the proxy in front of it, and its metadata service over plain HTTP on
 /// loopback. A's trusted peers file is written by the test, standing in for
 /// A's own controller (which would write it from B's public metadata).
-struct PeerCluster {
+final class PeerCluster: @unchecked Sendable {
     static let uuid = "aaaaaaaa-0000-4000-8000-00000000000a"
     let apiserver: FakeAPIServer
     let proxy: ProxyServer
-    let metadata: MetadataService
+    /// Replaced by ``restartMetadata()``; used from the test's task only.
+    private(set) var metadata: MetadataService
+    let metadataConfiguration: MetadataServiceConfiguration
     let directory: URL
+
+    init(apiserver: FakeAPIServer, proxy: ProxyServer, metadata: MetadataService,
+         metadataConfiguration: MetadataServiceConfiguration, directory: URL) {
+        self.apiserver = apiserver
+        self.proxy = proxy
+        self.metadata = metadata
+        self.metadataConfiguration = metadataConfiguration
+        self.directory = directory
+    }
+
+    /// Starts the metadata service again on the port it had (after a stop).
+    func restartMetadata() async throws {
+        var configuration = metadataConfiguration
+        configuration.flags.listen = "127.0.0.1:\(metadata.port)"
+        metadata = try await MetadataService.start(configuration)
+    }
 
     /// `trusting`: B's UUID and public key, as A's trusted peers Secret would hold them.
     static func start(trusting peer: TrustedPeer) async throws -> PeerCluster {
@@ -74,7 +92,8 @@ struct PeerCluster {
         var metadataConfiguration = MetadataServiceConfiguration(flags: flags)
         metadataConfiguration.threads = 1
         let metadata = try await MetadataService.start(metadataConfiguration)
-        return PeerCluster(apiserver: apiserver, proxy: proxy, metadata: metadata, directory: directory)
+        return PeerCluster(apiserver: apiserver, proxy: proxy, metadata: metadata, metadataConfiguration: metadataConfiguration,
+                           directory: directory)
     }
 
     var metadataEndpoint: String { "http://127.0.0.1:\(metadata.port)/metadata" }
@@ -96,7 +115,7 @@ struct LocalCluster {
     let apiserver: FakeAPIServer
     let service: ControllerService
 
-    static func start() async throws -> LocalCluster {
+    static func start(schedule: RefetchSchedule = RefetchSchedule()) async throws -> LocalCluster {
         var apiConfiguration = FakeAPIServer.Configuration(tokens: [token: "system:serviceaccount:isthmus-system:controller"])
         apiConfiguration.threads = 1
         let apiserver = try await FakeAPIServer.start(apiConfiguration)
@@ -112,8 +131,16 @@ struct LocalCluster {
         configuration.networkName = "network-b"
         // Short, so the test sees several loop rounds; fetches stay on their 60 s period.
         configuration.resyncInterval = .milliseconds(300)
+        configuration.schedule = schedule
         let service = try ControllerService(configuration: configuration)
         return LocalCluster(apiserver: apiserver, service: service)
+    }
+
+    /// Another controller (a replica) for the same cluster.
+    func replica(identity: String) throws -> ControllerService {
+        var configuration = service.configuration
+        configuration.leaderElection = LeaderElector.Configuration(namespace: Self.namespace, name: "isthmus-controller", identity: identity)
+        return try ControllerService(configuration: configuration)
     }
 
     func secret(_ namespace: String, _ name: String) -> SecretObject? {
@@ -174,25 +201,23 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
 }
 
 @Suite(.serialized) struct TwoClusterTests {
-    /// B's controller pairs with A through A's metadata service; the remote
-    /// secret it writes reads A's API through A's proxy with real kubectl.
-    @Test func controllerPairsWithAPeerAndUnpairsOnDelete() async throws {
-        let b = try await LocalCluster.start()
+    /// B with its key, and A trusting that key (as A's controller would once
+    /// it read B's public metadata).
+    static func startPair(schedule: RefetchSchedule = RefetchSchedule()) async throws -> (LocalCluster, PeerCluster) {
+        let b = try await LocalCluster.start(schedule: schedule)
         // The cluster key first: A must trust it before B's private fetch.
         let identity = try await b.service.ensureIdentity()
         let keySecret = try #require(b.secret(LocalCluster.namespace, ClusterKeySecret.defaultName))
         #expect(keySecret.data[ClusterKeySecret.privateKeyField] != nil)
         let bPublic = try PeerPublicKey(pem: String(decoding: try #require(keySecret.data[ClusterKeySecret.publicKeyField]), as: UTF8.self))
         #expect(bPublic == identity.signingKey.publicKey)
-
         let bRootCA = try ServingCertificates.generate(commonName: "istio-root-b").caCertificatePEM
         let a = try await PeerCluster.start(trusting: try TrustedPeer(clusterUUID: LocalCluster.uuid, keys: [bPublic], rootCA: bRootCA))
-        let admin = try await AdminServer.start(host: "127.0.0.1", port: 0, ready: { b.service.isReady }, metrics: b.service.metrics)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-wire-kubectl-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let loop = Task { try await b.service.run() }
-        defer { loop.cancel() }
+        return (b, a)
+    }
 
+    /// `cluster-a` on B, pointing at A's metadata service, with A's proxy CA.
+    static func createMulticluster(on b: LocalCluster, for a: PeerCluster) throws {
         let multicluster: JSON = .object([
             ("apiVersion", .string("deckhouse.io/v1alpha1")), ("kind", .string("IstioMulticluster")),
             ("metadata", .object([("name", .string("cluster-a"))])),
@@ -201,6 +226,28 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
             ]))])),
         ])
         try b.apiserver.create(resource: "istiomulticlusters", group: "deckhouse.io", object: multicluster)
+    }
+
+    /// `type` -> (status, reason) of cluster-a's conditions.
+    static func conditions(_ b: LocalCluster) -> [String: (status: String, reason: String)] {
+        var out: [String: (status: String, reason: String)] = [:]
+        for condition in b.multicluster("cluster-a")?.value(at: ["status", "conditions"])?.arrayValue ?? [] {
+            guard let type = condition["type"]?.stringValue else { continue }
+            out[type] = (condition["status"]?.stringValue ?? "", condition["reason"]?.stringValue ?? "")
+        }
+        return out
+    }
+
+    /// B's controller pairs with A through A's metadata service; the remote
+    /// secret it writes reads A's API through A's proxy with real kubectl.
+    @Test func controllerPairsWithAPeerAndUnpairsOnDelete() async throws {
+        let (b, a) = try await Self.startPair()
+        let admin = try await AdminServer.start(host: "127.0.0.1", port: 0, ready: { b.service.isReady }, metrics: b.service.metrics)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-wire-kubectl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let loop = Task { try await b.service.run() }
+        defer { loop.cancel() }
+        try Self.createMulticluster(on: b, for: a)
 
         try await eventually("cluster-a Ready=True") {
             let conditions = b.multicluster("cluster-a")?.value(at: ["status", "conditions"])?.arrayValue ?? []
@@ -261,5 +308,78 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
         await a.stop()
         try? await b.apiserver.shutdown()
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// A peer whose metadata endpoint goes down keeps its trust and remote
+    /// secret; the status and the fetch error counter say why; it recovers.
+    @Test func peerEndpointDownKeepsTrustAndRecovers() async throws {
+        let schedule = RefetchSchedule(period: .seconds(1), initialBackoff: .milliseconds(500), maximumBackoff: .seconds(1))
+        let (b, a) = try await Self.startPair(schedule: schedule)
+        let loop = Task { try await b.service.run() }
+        defer { loop.cancel() }
+        try Self.createMulticluster(on: b, for: a)
+        try await eventually("cluster-a Ready=True") { Self.conditions(b)["Ready"]?.status == "True" }
+        let remoteBefore = try #require(b.secret("istio-system", "istio-remote-secret-cluster-a"))
+
+        try await a.metadata.shutdown()
+        try await eventually("PublicMetadataFetched=False EndpointUnreachable") {
+            Self.conditions(b)["PublicMetadataFetched"].map { $0 == ("False", "EndpointUnreachable") } ?? false
+        }
+        #expect(Self.conditions(b)["Ready"].map { $0 == ("False", "MetadataStale") } ?? false, "\(Self.conditions(b))")
+        let peers = try TrustedPeers(json: try #require(b.secret(LocalCluster.namespace, "isthmus-trusted-peers")?.data["peers.json"]))
+        #expect(peers[PeerCluster.uuid] != nil, "trust was dropped while the endpoint is down")
+        #expect(b.secret("istio-system", "istio-remote-secret-cluster-a")?.data == remoteBefore.data)
+        let errors = b.service.metrics.value(ControllerMetrics.metadataFetchErrors, [
+            "peer": "cluster-a", "endpoint": a.metadataEndpoint, "document": "public", "reason": "EndpointUnreachable"])
+        #expect((errors ?? 0) >= 1)
+
+        try await a.restartMetadata()
+        try await eventually("cluster-a Ready=True again") { Self.conditions(b)["Ready"]?.status == "True" }
+        #expect(Self.conditions(b)["PublicMetadataFetched"]?.reason == "Fetched")
+
+        loop.cancel()
+        _ = await loop.result
+        await a.stop()
+        try? await b.apiserver.shutdown()
+    }
+
+    /// Two replicas with leader election: only the Lease holder reconciles;
+    /// when it stops, the other takes over.
+    @Test func onlyTheLeaderReconciles() async throws {
+        let (b, a) = try await Self.startPair()
+        try Self.createMulticluster(on: b, for: a)
+        // The embedded API server does not build in Lease; register it as the kube client's tests do.
+        try b.apiserver.create(resource: "customresourcedefinitions", group: "apiextensions.k8s.io", object: try JSON(parsing: """
+            {"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
+             "metadata":{"name":"leases.coordination.k8s.io"},
+             "spec":{"group":"coordination.k8s.io","scope":"Namespaced",
+               "names":{"plural":"leases","singular":"lease","kind":"Lease","listKind":"LeaseList"},
+               "versions":[{"name":"v1","served":true,"storage":true,
+                 "schema":{"openAPIV3Schema":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}]}}
+            """))
+        let first = try b.replica(identity: "replica-1")
+        let second = try b.replica(identity: "replica-2")
+        let firstLoop = Task { try await first.run() }
+        try await eventually("replica-1 leads and reconciles") { first.roundsCompleted >= 3 }
+        let secondLoop = Task { try await second.run() }
+        defer { firstLoop.cancel(); secondLoop.cancel() }
+        try await eventually("replica-2 stands by, ready") { second.isReady }
+        let roundsBefore = first.roundsCompleted
+        try await eventually("replica-1 keeps reconciling") { first.roundsCompleted >= roundsBefore + 3 }
+        #expect(second.roundsCompleted == 0, "a standby replica reconciled")
+        let lease = try b.apiserver.get(resource: "leases", group: "coordination.k8s.io", namespace: LocalCluster.namespace,
+                                        name: "isthmus-controller")
+        #expect(lease.value(at: ["spec", "holderIdentity"])?.stringValue == "replica-1")
+
+        // The leader stops (releasing the Lease): the standby takes over.
+        firstLoop.cancel()
+        _ = await firstLoop.result
+        try await eventually("replica-2 takes over") { second.roundsCompleted >= 1 }
+        try await eventually("cluster-a Ready=True under replica-2") { Self.conditions(b)["Ready"]?.status == "True" }
+
+        secondLoop.cancel()
+        _ = await secondLoop.result
+        await a.stop()
+        try? await b.apiserver.shutdown()
     }
 }
