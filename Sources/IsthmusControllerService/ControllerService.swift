@@ -235,6 +235,10 @@ public final class ControllerService: Sendable {
             }
             let desired = reconciler.desiredState(observed.applying(actions), now: now)
             metrics.replaceGauges(desired.gaugeSamples(), peers: Set(observed.multiclusters.map(\.name)))
+            // Probed as often as the peer is fetched, not every round.
+            for peer in desired.peers where fetches[peer.name] != nil {
+                metrics.setPeerAPIUp(peer: peer.name, up: await probePeerAPI(peer.remoteSecret))
+            }
             break
         }
         state.withLock { $0.roundsCompleted += 1 }
@@ -293,6 +297,19 @@ public final class ControllerService: Sendable {
             state.withLock { $0.schedule[multicluster.name] = next }
         }
         return fetches
+    }
+
+    /// Whether the peer's API answers `GET /version` through its proxy with
+    /// the remote secret's kubeconfig, as istiod would call it.
+    func probePeerAPI(_ remoteSecret: SecretObject?) async -> Bool {
+        guard let bytes = remoteSecret?.data.values.first,
+              let kubeconfig = RemoteKubeconfig(yaml: String(decoding: bytes, as: UTF8.self)) else { return false }
+        let configuration = KubeClientConfiguration(
+            server: kubeconfig.server, certificateAuthorityPEM: kubeconfig.caPEM.map { Array($0.utf8) },
+            insecureSkipTLSVerify: kubeconfig.insecureSkipTLSVerify, credentials: .bearerToken(kubeconfig.token),
+            userAgent: "isthmus-controller", requestTimeout: .seconds(5))
+        guard let client = try? KubeClient(configuration: configuration) else { return false }
+        return (try? await client.request(method: "GET", path: "/version")) != nil
     }
 
     private func record(_ fetch: PeerFetch, peer: String, endpoint: String) {

@@ -32,6 +32,7 @@ public final class ControllerMetricsRegistry: Sendable {
     private struct State {
         var counters: [Key: Double] = [:]
         var roundGauges: [Key: Double] = [:]
+        /// Fetch times and API probes: per peer, kept between rounds.
         var lastSuccess: [Key: Double] = [:]
     }
     private let state = Mutex(State())
@@ -50,7 +51,12 @@ public final class ControllerMetricsRegistry: Sendable {
         state.withLock { $0.lastSuccess[Key(ControllerMetrics.metadataLastSuccess, ["peer": peer, "document": document])] = Double(time) }
     }
 
-    /// Replaces the round's gauges; drops fetch times of peers that are gone.
+    /// Records the last probe of the peer's API through its proxy (1 up, 0 down).
+    public func setPeerAPIUp(peer: String, up: Bool) {
+        state.withLock { $0.lastSuccess[Key(ControllerMetrics.peerAPIUp, ["peer": peer])] = up ? 1 : 0 }
+    }
+
+    /// Replaces the round's gauges; drops fetch times and probes of peers that are gone.
     public func replaceGauges(_ samples: [MetricSample], peers: Set<String>) {
         state.withLock { s in
             s.roundGauges = Dictionary(samples.map { (Key($0.name, $0.labels), $0.value) }, uniquingKeysWith: { $1 })

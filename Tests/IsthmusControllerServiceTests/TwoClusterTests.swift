@@ -283,6 +283,7 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
         let metrics = try await runProcess("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(admin.port)/metrics"])
         #expect(metrics.stdout.contains("isthmus_controller_peer_ready{peer=\"cluster-a\"} 1"), "\(metrics)")
         #expect(metrics.stdout.contains("isthmus_controller_trusted_peers 1"), "\(metrics)")
+        #expect(metrics.stdout.contains("isthmus_controller_peer_api_up{peer=\"cluster-a\"} 1"), "\(metrics)")
         let ready = try await runProcess("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(admin.port)/readyz"])
         #expect(ready.status == 0, "\(ready)")
 
