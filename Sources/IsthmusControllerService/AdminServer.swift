@@ -34,7 +34,8 @@ public final class AdminServer: Sendable {
     public func close() async throws { try await server.close() }
 }
 
-final class AdminHandler: ChannelInboundHandler, Sendable {
+/// Answers each request from `respond(path)`; one job, no state.
+final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     typealias Respond = @Sendable (String) -> (HTTPResponseStatus, String, String)
@@ -57,3 +58,6 @@ final class AdminHandler: ChannelInboundHandler, Sendable {
         }
     }
 }
+
+@available(*, unavailable)
+extension AdminHandler: Sendable {}

@@ -240,7 +240,8 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
 
     /// B's controller pairs with A through A's metadata service; the remote
     /// secret it writes reads A's API through A's proxy with real kubectl.
-    @Test func controllerPairsWithAPeerAndUnpairsOnDelete() async throws {
+    @Test("B pairs with A: trust, a remote secret kubectl reads A through A's proxy with, all conditions True; settled rounds write nothing; delete unpairs")
+    func controllerPairsWithAPeerAndUnpairsOnDelete() async throws {
         let (b, a) = try await Self.startPair()
         let admin = try await AdminServer.start(host: "127.0.0.1", port: 0, ready: { b.service.isReady }, metrics: b.service.metrics)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-wire-kubectl-\(UUID().uuidString)")
@@ -313,7 +314,8 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
 
     /// A peer whose metadata endpoint goes down keeps its trust and remote
     /// secret; the status and the fetch error counter say why; it recovers.
-    @Test func peerEndpointDownKeepsTrustAndRecovers() async throws {
+    @Test("a peer whose metadata endpoint is down keeps its trust and remote secret, the status and a counter say why, and it recovers")
+    func peerEndpointDownKeepsTrustAndRecovers() async throws {
         let schedule = RefetchSchedule(period: .seconds(1), initialBackoff: .milliseconds(500), maximumBackoff: .seconds(1))
         let (b, a) = try await Self.startPair(schedule: schedule)
         let loop = Task { try await b.service.run() }
@@ -346,7 +348,8 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
 
     /// Two replicas with leader election: only the Lease holder reconciles;
     /// when it stops, the other takes over.
-    @Test func onlyTheLeaderReconciles() async throws {
+    @Test("with leader election only the Lease holder reconciles, and the standby takes over when it stops")
+    func onlyTheLeaderReconciles() async throws {
         let (b, a) = try await Self.startPair()
         try Self.createMulticluster(on: b, for: a)
         // The embedded API server does not build in Lease; register it as the kube client's tests do.
