@@ -229,7 +229,10 @@ struct ProxyMemoryTests {
                 """)
             #expect(totalPushed < Self.pushLimit, "the upstream pushed all \(totalPushed) bytes: backpressure never reached it")
             #expect(totalPushed > 1024 * 1024, "the watch barely flowed (\(totalPushed) bytes): nothing was measured")
-            #expect(received < 1024 * 1024, "the client took \(mib(received)): it was meant to read nothing")
+            // The client reads by hand until the response head; what arrives with those
+            // reads (a few socket-sized chunks) is all it takes. The upstream bound above
+            // is what proves the stall reached it.
+            #expect(received < 8 * 1024 * 1024, "the client took \(mib(received)): it was meant to read nothing")
             #expect(growth < Self.growthBound, "the proxy's resident memory grew \(mib(growth))")
             try? await client.connection.close()
         }
