@@ -27,6 +27,14 @@ public struct ProxyConfiguration: Sendable {
     public var watchLimit = WatchLimit()
     /// Event loop threads (the upstream pools live on the same loops).
     public var threads = System.coreCount
+    /// The admin listener (plain HTTP: `/metrics`, `/healthz`, `/readyz`); nil runs none.
+    public var admin: AdminListenerConfiguration?
+    /// One JSON line per request (see ``RequestRecord``).
+    public var accessLog: LogDestination = .off
+    /// One JSON line per API request: which peer read what, and the decision.
+    public var auditLog: LogDestination = .off
+    /// How often the upstream's `/readyz` is probed for the proxy's own `/readyz`.
+    public var readinessProbeInterval: Duration = .seconds(5)
 
     public init(upstream: UpstreamConfiguration, peersFile: String, policyDirectory: String, localClusterUUID: String) {
         self.upstream = upstream
@@ -57,13 +65,16 @@ final class ProxyServices: Sendable {
     let watchLimit: WatchLimit
     let responseHeaderTimeout: TimeAmount
     let statistics = NIOLockedValueBox(ProxyStatistics())
+    /// Metrics, logs and readiness (see ``ProxyOperations``).
+    let operations: ProxyOperations
 
     /// The live request handlers of each event loop, so a shutdown can end
     /// their watches cleanly. Touched once per connection or stream, on its loop.
     let relays: [ObjectIdentifier: NIOLoopBoundBox<ActiveRelays>]
 
     init(admission: AdmissionPipeline, upstream: UpstreamClient, watchLimit: WatchLimit, responseHeaderTimeout: Duration,
-         group: any EventLoopGroup) {
+         group: any EventLoopGroup, operations: ProxyOperations) {
+        self.operations = operations
         self.admission = NIOLockedValueBox(admission)
         self.upstream = upstream
         self.watchLimit = watchLimit
@@ -119,14 +130,19 @@ public final class ProxyServer: Sendable {
     public let port: Int
     /// The serving certificate in use (generated or given); its CA goes into kubeconfigs.
     public let certificates: ServingCertificates
+    /// The admin listener's port, when it runs.
+    public let adminPort: Int?
     private let server: HTTPServer
+    private let adminServer: HTTPServer?
     private let services: ProxyServices
     private let group: MultiThreadedEventLoopGroup
     private let isShutDown = NIOLockedValueBox(false)
 
-    private init(port: Int, certificates: ServingCertificates, server: HTTPServer, services: ProxyServices,
-                 group: MultiThreadedEventLoopGroup) {
+    private init(port: Int, certificates: ServingCertificates, server: HTTPServer, adminServer: HTTPServer?,
+                 services: ProxyServices, group: MultiThreadedEventLoopGroup) {
         self.port = port
+        self.adminServer = adminServer
+        self.adminPort = adminServer?.port
         self.certificates = certificates
         self.server = server
         self.services = services
@@ -138,6 +154,7 @@ public final class ProxyServer: Sendable {
         let admission = try loadAdmission(configuration)
         let certificates = try configuration.tls ?? ServingCertificates.generate(commonName: "isthmus-proxy")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        var operations: ProxyOperations?
         do {
             let upstream: UpstreamClient
             do {
@@ -146,14 +163,32 @@ public final class ProxyServer: Sendable {
                 throw ProxyConfigurationError(field: "upstream", problem: "\(error)")
             }
             upstream.token.startRefreshing(every: configuration.upstream.tokenRefreshInterval)
+            let ops = try ProxyOperations(configuration, upstream: upstream, group: group)
+            operations = ops
             let services = ProxyServices(admission: admission, upstream: upstream, watchLimit: configuration.watchLimit,
-                                         responseHeaderTimeout: configuration.upstream.responseHeaderTimeout, group: group)
+                                         responseHeaderTimeout: configuration.upstream.responseHeaderTimeout, group: group,
+                                         operations: ops)
+            ops.registerComputedMetrics(services)
+            ops.probe.start()
             let server = try await HTTPServer.start(
                 group: group,
                 configuration: HTTPServerConfiguration(host: configuration.host, port: configuration.port, tls: certificates),
                 makeHandler: { version in ProxyHandler(services: services, version: version) })
-            return ProxyServer(port: server.port, certificates: certificates, server: server, services: services, group: group)
+            var adminServer: HTTPServer?
+            if let admin = configuration.admin {
+                do {
+                    adminServer = try await HTTPServer.start(
+                        group: group, configuration: HTTPServerConfiguration(host: admin.host, port: admin.port, tls: nil),
+                        makeHandler: { _ in AdminHandler(services: services) })
+                } catch {
+                    try? await server.close()
+                    throw ProxyConfigurationError(field: "admin", problem: "cannot listen on \(admin.host):\(admin.port): \(error)")
+                }
+            }
+            return ProxyServer(port: server.port, certificates: certificates, server: server, adminServer: adminServer,
+                               services: services, group: group)
         } catch {
+            operations?.stop()
             try? await group.shutdownGracefully()
             throw error
         }
@@ -185,8 +220,23 @@ public final class ProxyServer: Sendable {
 
     /// Replaces the admission snapshot (a reload); requests in flight keep theirs.
     public func replaceAdmission(_ admission: AdmissionPipeline) {
-        services.admission.withLockedValue { $0 = admission }
+        let previous = services.admission.withLockedValue { current in
+            defer { current = admission }
+            return current
+        }
+        if previous.cache !== admission.cache { services.operations.retireTokenCache(previous.cache) }
     }
+
+    /// The proxy's Prometheus series; a reloader reports through ``ProxyMetrics/recordReload(source:succeeded:)``.
+    public var metrics: ProxyMetrics { services.operations.metrics }
+
+    /// Counts a reload of the peers file or the policy directory (`source`: `peers`, `policy`).
+    public func recordReload(source: String, succeeded: Bool) {
+        services.operations.metrics.recordReload(source: source, succeeded: succeeded)
+    }
+
+    /// What `/readyz` answers now.
+    public var readiness: ReadinessReport { services.readiness() }
 
     /// Stops accepting; ends open watches cleanly (so clients re-watch, from
     /// another replica) and lets short requests finish, for at most `grace`;
@@ -199,6 +249,7 @@ public final class ProxyServer: Sendable {
             return !done
         }
         guard first else { return }
+        services.operations.shuttingDown.withLockedValue { $0 = true }
         try? await server.close()
         let clock = ContinuousClock()
         let deadline = clock.now + grace
@@ -207,6 +258,8 @@ public final class ProxyServer: Sendable {
             try? await Task.sleep(for: .milliseconds(50))
         }
         try? await services.upstream.shutdown().get()
+        try? await adminServer?.close()
+        services.operations.stop()
         try await group.shutdownGracefully()
     }
 }
