@@ -62,6 +62,18 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Write the serving CA (PEM) here, for kubeconfigs (useful with a generated certificate).")
     var writeCA: String?
 
+    @Option(help: "Admin listener (plain HTTP: /metrics, /healthz, /readyz), HOST:PORT, or 'off'.")
+    var adminListen = "0.0.0.0:9090"
+
+    @Option(help: "Access log, one JSON line per request: 'stdout' or 'off'.")
+    var accessLog = "stdout"
+
+    @Option(help: "Audit log file, one JSON line per API request (peer, verb, resource, decision); '-' for stdout.")
+    var auditLog: String?
+
+    @Option(help: "How often the API server's /readyz is probed for this proxy's /readyz, e.g. 5s.")
+    var readinessProbeInterval = "5s"
+
     func validate() throws {
         guard APIServerCommand.split(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, got '\(listen)'") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -117,6 +129,22 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         configuration.tokenLeeway = seconds(tokenLeeway)
         configuration.watchLimit = WatchLimit(maximum: seconds(maxWatch), jitter: 0.1)
+        if adminListen != "off" {
+            guard let (host, port) = APIServerCommand.split(adminListen) else {
+                throw ProxyConfigurationError(field: "--admin-listen", problem: "must be HOST:PORT or 'off', got '\(adminListen)'")
+            }
+            configuration.admin = AdminListenerConfiguration(host: host, port: port)
+        }
+        switch accessLog {
+        case "stdout": configuration.accessLog = .standardOutput
+        case "off": configuration.accessLog = .off
+        default: throw ProxyConfigurationError(field: "--access-log", problem: "must be 'stdout' or 'off', got '\(accessLog)'")
+        }
+        if let auditLog { configuration.auditLog = auditLog == "-" ? .standardOutput : .file(auditLog) }
+        guard let probeSeconds = parseDurationSeconds(readinessProbeInterval), probeSeconds > 0 else {
+            throw ProxyConfigurationError(field: "--readiness-probe-interval", problem: "must be a duration above zero like 5s, got '\(readinessProbeInterval)'")
+        }
+        configuration.readinessProbeInterval = .seconds(probeSeconds)
         return configuration
     }
 
@@ -138,6 +166,10 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         let dialHost = (configuration.host == "0.0.0.0" || configuration.host == "::") ? "127.0.0.1" : configuration.host
         printError("isthmus proxy: serving https://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
+        if let admin = configuration.admin, let adminPort = proxy.adminPort {
+            let adminHost = (admin.host == "0.0.0.0" || admin.host == "::") ? "127.0.0.1" : admin.host
+            printError("isthmus proxy: admin http://\(adminHost.contains(":") ? "[\(adminHost)]" : adminHost):\(adminPort) (/metrics, /healthz, /readyz)")
+        }
         await APIServerCommand.waitForTerminationSignal()
         printError("isthmus proxy: shutting down")
         try await proxy.shutdown(grace: seconds(shutdownGrace))
@@ -150,6 +182,9 @@ struct ProxyCommand: AsyncParsableCommand {
         case "policyDirectory": "--policies"
         case "localClusterUUID": "--cluster-uuid"
         case "upstream": "--upstream"
+        case "admin": "--admin-listen"
+        case "accessLog": "--access-log"
+        case "auditLog": "--audit-log"
         default: field
         }
     }
