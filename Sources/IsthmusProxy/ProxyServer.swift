@@ -110,7 +110,7 @@ final class ActiveRelays {
 }
 
 /// Counters of rare events on the data path (each costs a lock, so none
-/// is touched per chunk). The metrics endpoint will read these.
+/// is touched per chunk). `/metrics` reads them at scrape time.
 public struct ProxyStatistics: Sendable, Hashable {
     /// Times an upstream read was held because a client could not take more.
     public var upstreamReadsHeld = 0
