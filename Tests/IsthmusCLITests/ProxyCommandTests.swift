@@ -125,7 +125,7 @@ struct ProxyCommandTests {
             .joined(separator: "\n")
         try example.write(toFile: dir + "/proxy.yaml", atomically: true, encoding: .utf8)
         let proxy = try RunningCommand([
-            "proxy", "--config", dir + "/proxy.yaml", "--listen", "127.0.0.1:0",
+            "proxy", "--config", dir + "/proxy.yaml", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
             "--upstream", "https://127.0.0.1:\(upstreamPort)", "--upstream-ca", dir + "/pki/ca.crt",
             "--token-file", dir + "/token", "--peers", dir + "/peers.json", "--policies", CLI.repositoryRoot + "/policies",
             "--write-ca", dir + "/proxy-ca.crt",
@@ -157,7 +157,7 @@ struct ProxyCommandTests {
         let peers = try TrustedPeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
         try peers.encodedJSONString().write(toFile: dir + "/peers.json", atomically: true, encoding: .utf8)
         let proxy = try RunningCommand([
-            "proxy", "--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:\(upstreamPort)",
+            "proxy", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--upstream", "https://127.0.0.1:\(upstreamPort)",
             "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
             "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID, "--write-ca", dir + "/proxy-ca.crt",
             "--admin-listen", "127.0.0.1:0", "--audit-log", dir + "/audit.log", "--readiness-probe-interval", "1s",
@@ -241,7 +241,7 @@ struct ProxyCommandTests {
         try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
         // The poll is an hour away: only SIGHUP can make the change visible.
         let proxy = try RunningCommand([
-            "proxy", "--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:\(upstreamPort)",
+            "proxy", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--upstream", "https://127.0.0.1:\(upstreamPort)",
             "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
             "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID, "--write-ca", dir + "/proxy-ca.crt",
             "--reload-interval", "1h",
