@@ -75,10 +75,10 @@ public final class KubeMetadataSources: Sendable {
         if !synced {
             let unsynced = sources.informers.filter { !$0.informer.hasSynced }
             await sources.stop()
-            let detail = unsynced.map { "\($0.label): \($0.informer.statistics.lastError ?? "no answer")" }
+            let detail = unsynced.map { "\($0.label): \($0.informer.statistics.lastError ?? "no response yet")" }
             throw MetadataSourceError(
                 field: "kubeconfig",
-                problem: "cannot list from the Kubernetes API within \(syncTimeout): \(detail.joined(separator: "; "))")
+                problem: "cannot list from the Kubernetes API within \(syncTimeout.components.seconds)s: \(detail.joined(separator: "; "))")
         }
         return sources
     }

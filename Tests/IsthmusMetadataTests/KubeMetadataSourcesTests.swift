@@ -44,9 +44,13 @@ struct KubeFixture {
     }
 
     /// Shuts the API server down (once, so a test may do it early).
-    func stop() async {
+    func stopServer() async {
         guard stopped.first() else { return }
         try? await server.shutdown()
+    }
+
+    func stop() async {
+        await stopServer()
         try? FileManager.default.removeItem(atPath: kubeconfig)
     }
 
@@ -125,7 +129,7 @@ struct KubeMetadataSourcesTests {
         print("metadata: ingress change served after \(ContinuousClock.now - started)")
 
         // The API server goes away: the documents stay, and the log says why.
-        await kube.stop()
+        await kube.stopServer()
         await eventually("the API failure is logged", deadline: .seconds(60)) {
             harness.log.lines.contains { $0.hasPrefix("kubernetes API: service istio-system/istio-ingressgateway:") }
         }
@@ -223,6 +227,23 @@ struct KubeMetadataSourcesTests {
             Issue.record("started with a malformed reference")
         } catch let error as MetadataSourceError {
             #expect(error.field == "rootCAConfigMap")
+        }
+        // An API server that is gone: the first lists never succeed.
+        let port = kube.server.port
+        await kube.stopServer()
+        do {
+            let harness = try await MetadataHarness.start { configuration in
+                configuration.flags.ingressGateways = nil
+                configuration.flags.kubeconfig = kube.kubeconfig
+                configuration.flags.ingressGatewayService = "istio-system/istio-ingressgateway"
+                configuration.kubernetesSyncTimeout = .seconds(2)
+            }
+            await harness.stop()
+            Issue.record("started without an API server")
+        } catch let error as MetadataSourceError {
+            #expect(error.field == "kubeconfig")
+            #expect(error.problem.hasPrefix("cannot list from the Kubernetes API within 2s: service istio-system/istio-ingressgateway:"),
+                    "\(error.problem) (port \(port))")
         }
         do {
             let harness = try await MetadataHarness.start { configuration in
