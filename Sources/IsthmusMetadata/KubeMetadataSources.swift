@@ -157,10 +157,10 @@ public final class KubeMetadataSources: Sendable {
             throw MetadataSourceError(field: "rootCAConfigMap", problem: "must be set")
         }
         guard let object = configMaps.get(namespace: reference.namespace, name: reference.name) else {
-            throw MetadataSourceError(field: "rootCA", problem: "configmap \(reference) not found")
+            throw MetadataSourceError(field: "rootCAConfigMap", problem: "configmap \(reference) not found")
         }
         guard let pem = object.value(at: ["data", Self.rootCAKey])?.stringValue, !pem.isEmpty else {
-            throw MetadataSourceError(field: "rootCA", problem: "configmap \(reference) has no key \(Self.rootCAKey)")
+            throw MetadataSourceError(field: "rootCAConfigMap", problem: "configmap \(reference) has no key \(Self.rootCAKey)")
         }
         return pem
     }

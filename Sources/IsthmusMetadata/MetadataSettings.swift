@@ -225,7 +225,9 @@ public struct MetadataSettings: Sendable, Equatable {
         do {
             try sources.validate()
         } catch where error.field == "rootCA" {
-            throw MetadataSourceError(field: "rootCA", problem: "\(rootCASourceName): \(error.problem)")
+            // Named after the setting the operator used, so the message points at the right flag.
+            throw MetadataSourceError(field: rootCAFile == nil && rootCAConfigMap != nil ? "rootCAConfigMap" : "rootCA",
+                                      problem: "\(rootCASourceName): \(error.problem)")
         }
         return (sources, peers)
     }

@@ -171,22 +171,28 @@ struct MetadataCommandTests {
         // `create -f` sends JSON; kubectl's typed `create namespace|configmap` would send protobuf,
         // which the embedded API server does not speak.
         try kubectl(["create", "-f", "-"], stdin: #"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"istio-system"}}"#)
-        let configMap = try kubectl(["create", "configmap", "istio-ca-root-cert", "-n", "istio-system",
-                                     "--from-file=root-cert.pem=\(dir)/root-cert.pem", "--dry-run=client", "-o", "json"])
-        try kubectl(["create", "-f", "-"], stdin: configMap)
         try kubectl(["create", "-f", "-"], stdin: """
             {"apiVersion":"v1","kind":"Service","metadata":{"name":"istio-ingressgateway","namespace":"istio-system"},
              "spec":{"type":"LoadBalancer","selector":{"istio":"ingressgateway"},"ports":[{"name":"tls","port":15443}]},
              "status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.30"}]}}}
             """)
 
-        let metadata = try RunningCommand([
+        let metadataArgs = [
             "metadata", "--listen", "127.0.0.1:0", "--cluster-uuid", clusterUUID, "--key", dir + "/self/public.pem",
             "--kubeconfig", kubeconfig, "--root-ca-configmap", "istio-system/istio-ca-root-cert",
             "--ingress-gateway-service", "istio-system/istio-ingressgateway",
             "--api-host", "api.example.com", "--network-name", "network-a",
             "--peers", dir + "/peers.json", "--write-ca", dir + "/serving-ca.crt", "--reload-interval", "1h",
-        ])
+        ]
+        // Before istiod has written the ConfigMap: exit 2, naming the flag.
+        let early = try CLI.run(metadataArgs)
+        #expect(early.status == 2)
+        #expect(early.stderr == "isthmus metadata: --root-ca-configmap (rootCAConfigMap): configmap istio-system/istio-ca-root-cert not found\n")
+
+        let configMap = try kubectl(["create", "configmap", "istio-ca-root-cert", "-n", "istio-system",
+                                     "--from-file=root-cert.pem=\(dir)/root-cert.pem", "--dry-run=client", "-o", "json"])
+        try kubectl(["create", "-f", "-"], stdin: configMap)
+        let metadata = try RunningCommand(metadataArgs)
         defer { metadata.stop() }
         let line = try #require(metadata.waitForLine(containing: "serving https://"))
         #expect(line.contains("(1 ingress gateways, 1 trusted peers)"), "\(line)")

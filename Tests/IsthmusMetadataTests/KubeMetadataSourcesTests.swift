@@ -219,7 +219,7 @@ struct KubeMetadataSourcesTests {
             await harness.stop()
             Issue.record("started without the root CA ConfigMap")
         } catch let error as MetadataSourceError {
-            #expect(error == MetadataSourceError(field: "rootCA", problem: "configmap istio-system/istio-ca-root-cert not found"))
+            #expect(error == MetadataSourceError(field: "rootCAConfigMap", problem: "configmap istio-system/istio-ca-root-cert not found"))
         }
         do {
             let harness = try await kube.metadataService { $0.rootCAConfigMap = "istio-ca-root-cert" }
