@@ -41,13 +41,16 @@ public final class KubeMetadataSources: Sendable {
     /// Ticks (coalesced) when a watched object changes; ends at ``stop()``.
     public let changes: AsyncStream<Void>
 
+    private let client: KubeClient
     private let configMaps: Informer?
     private let services: Informer?
-    private let pods: Informer?
-    private let nodes: Informer?
-    private let runner: Task<Void, Never>
+    /// Pods and nodes, watched only while the Service is of type NodePort:
+    /// a LoadBalancer needs neither, and a large cluster's nodes take a lot of memory.
+    private let nodePortWatch = Mutex<NodePortWatch?>(nil)
+    private let continuation: AsyncStream<Void>.Continuation
+    private let runner = Mutex<Task<Void, Never>?>(nil)
     /// Failure counts per informer already reported by ``newProblems()``.
-    private let reportedFailures = Mutex<[String: Int]>([:])
+    private let reportedFailures = Mutex<[ObjectIdentifier: Int]>([:])
 
     /// Resolves the client configuration (`kubeconfig`, else kubectl's
     /// order), starts the informers and waits for their first lists. Throws
@@ -71,6 +74,7 @@ public final class KubeMetadataSources: Sendable {
                              syncTimeout: Duration = .seconds(30)) async throws(MetadataSourceError) -> KubeMetadataSources {
         let sources = KubeMetadataSources(client: client, rootCAConfigMap: rootCAConfigMap,
                                           ingressGatewayService: ingressGatewayService)
+        sources.run()
         let synced = await sources.waitUntilSynced(timeout: syncTimeout)
         if !synced {
             let unsynced = sources.informers.filter { !$0.informer.hasSynced }
@@ -84,6 +88,7 @@ public final class KubeMetadataSources: Sendable {
     }
 
     private init(client: KubeClient, rootCAConfigMap: ObjectReference?, ingressGatewayService: ObjectReference?) {
+        self.client = client
         self.rootCAConfigMap = rootCAConfigMap
         self.ingressGatewayService = ingressGatewayService
         // By-name field selectors, so RBAC can grant these by resourceNames.
@@ -93,26 +98,65 @@ public final class KubeMetadataSources: Sendable {
         services = ingressGatewayService.map {
             Informer(client: client, resource: .services, namespace: $0.namespace, fieldSelector: "metadata.name=\($0.name)")
         }
-        // All pods of the namespace: the Service's selector may change, and
-        // IngressGatewayDiscovery applies it.
-        pods = ingressGatewayService.map { Informer(client: client, resource: .pods, namespace: $0.namespace) }
-        nodes = ingressGatewayService.map { _ in Informer(client: client, resource: .nodes) }
         // Newest-one buffering: a burst of changes is one rebuild.
-        let (changes, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        self.changes = changes
-        let informers = [configMaps, services, pods, nodes].compactMap { $0 }
-        runner = Task {
+        (changes, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    private func run() {
+        let task = Task {
             await withTaskGroup(of: Void.self) { group in
-                for informer in informers {
-                    group.addTask { await informer.run() }
+                if let configMaps {
+                    group.addTask { await configMaps.run() }
+                    group.addTask { await self.forward(configMaps.events) }
+                }
+                if let services {
+                    group.addTask { await services.run() }
                     group.addTask {
-                        for await event in informer.events where event != .synced {
-                            continuation.yield()
+                        for await event in services.events {
+                            self.followServiceType()
+                            if event != .synced { self.continuation.yield() }
                         }
                     }
                 }
             }
             continuation.finish()
+        }
+        runner.withLock { $0 = task }
+    }
+
+    /// Ticks ``changes`` for every change (not for the first list's end).
+    private func forward(_ events: AsyncStream<InformerEvent>) async {
+        for await event in events where event != .synced {
+            continuation.yield()
+        }
+    }
+
+    /// Starts the pod and node informers when the cached Service is of type
+    /// NodePort, and stops them (freeing their caches) when it no longer is.
+    @discardableResult
+    private func followServiceType() -> NodePortWatch? {
+        guard let services, let reference = ingressGatewayService else { return nil }
+        let type = services.get(namespace: reference.namespace, name: reference.name)?.value(at: ["spec", "type"])?.stringValue
+        return nodePortWatch.withLock { watch in
+            if type == "NodePort", watch == nil {
+                // All pods of the namespace: the Service's selector may change,
+                // and IngressGatewayDiscovery applies it.
+                let pods = Informer(client: client, resource: .pods, namespace: reference.namespace)
+                let nodes = Informer(client: client, resource: .nodes)
+                let task = Task {
+                    await withTaskGroup(of: Void.self) { group in
+                        for informer in [pods, nodes] {
+                            group.addTask { await informer.run() }
+                            group.addTask { await self.forward(informer.events) }
+                        }
+                    }
+                }
+                watch = NodePortWatch(pods: pods, nodes: nodes, task: task)
+            } else if type != "NodePort", let current = watch {
+                current.task.cancel()
+                watch = nil
+            }
+            return watch
         }
     }
 
@@ -120,17 +164,23 @@ public final class KubeMetadataSources: Sendable {
         var out: [(String, Informer)] = []
         if let configMaps, let rootCAConfigMap { out.append(("configmap \(rootCAConfigMap)", configMaps)) }
         if let services, let ingressGatewayService { out.append(("service \(ingressGatewayService)", services)) }
-        if let pods, let ingressGatewayService { out.append(("pods in \(ingressGatewayService.namespace)", pods)) }
-        if let nodes { out.append(("nodes", nodes)) }
+        if let watch = nodePortWatch.withLock({ $0 }), let ingressGatewayService {
+            out.append(("pods in \(ingressGatewayService.namespace)", watch.pods))
+            out.append(("nodes", watch.nodes))
+        }
         return out
     }
 
-    /// True when every informer has its first list before `timeout`.
+    /// True when every informer has its first list before `timeout`: the
+    /// ConfigMap and the Service, then, for a NodePort Service, pods and nodes.
     private func waitUntilSynced(timeout: Duration) async -> Bool {
-        let informers = informers.map(\.informer)
-        return await withTaskGroup(of: Bool.self) { group in
+        await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                for informer in informers { await informer.waitUntilSynced() }
+                for informer in [self.configMaps, self.services].compactMap({ $0 }) { await informer.waitUntilSynced() }
+                if let watch = self.followServiceType() {
+                    await watch.pods.waitUntilSynced()
+                    await watch.nodes.waitUntilSynced()
+                }
                 return !Task.isCancelled
             }
             group.addTask {
@@ -145,8 +195,13 @@ public final class KubeMetadataSources: Sendable {
 
     /// Stops the informers (their caches stay readable).
     public func stop() async {
-        runner.cancel()
-        await runner.value
+        let task = runner.withLock { $0 }
+        task?.cancel()
+        await task?.value
+        let watch = nodePortWatch.withLock { $0 }
+        watch?.task.cancel()
+        await watch?.task.value
+        continuation.finish()
     }
 
     // MARK: Reading the caches
@@ -167,13 +222,15 @@ public final class KubeMetadataSources: Sendable {
 
     /// The cached objects ``IngressGatewayDiscovery`` decides from.
     public func gatewayObjects() throws(GatewayDiscoveryError) -> GatewayObjects {
-        guard let services, let pods, let nodes, let reference = ingressGatewayService else {
+        guard let services, let reference = ingressGatewayService else {
             throw GatewayDiscoveryError("no ingress gateway service configured")
         }
         guard let service = services.get(namespace: reference.namespace, name: reference.name) else {
             throw GatewayDiscoveryError("service \(reference) not found")
         }
-        return GatewayObjects(service: service, nodes: nodes.list(), pods: pods.list())
+        // Pods and nodes are watched only for a NodePort Service, the only kind that needs them.
+        guard let watch = nodePortWatch.withLock({ $0 }) else { return GatewayObjects(service: service) }
+        return GatewayObjects(service: service, nodes: watch.nodes.list(), pods: watch.pods.list())
     }
 
     /// Gateways discovered from the cached objects.
@@ -184,14 +241,27 @@ public final class KubeMetadataSources: Sendable {
     /// One line per informer that failed since the last call, with its last
     /// error: the API is unreachable or refuses, and the caches are stale.
     public func newProblems() -> [String] {
-        let current = informers.map { ($0.label, $0.informer.statistics) }
+        let current = informers.map { ($0.label, ObjectIdentifier($0.informer), $0.informer.statistics) }
         return reportedFailures.withLock { reported in
-            current.compactMap { label, statistics in
+            current.compactMap { label, id, statistics in
                 // Expiry (410) is routine, the informer re-lists; it is not counted here.
-                guard statistics.failures > reported[label, default: 0] else { return nil }
-                reported[label] = statistics.failures
+                guard statistics.failures > reported[id, default: 0] else { return nil }
+                reported[id] = statistics.failures
                 return "kubernetes API: \(label): \(statistics.lastError ?? "failed")"
             }
         }
+    }
+}
+
+/// The pod and node informers of a NodePort Service, and the task running them.
+private final class NodePortWatch: Sendable {
+    let pods: Informer
+    let nodes: Informer
+    let task: Task<Void, Never>
+
+    init(pods: Informer, nodes: Informer, task: Task<Void, Never>) {
+        self.pods = pods
+        self.nodes = nodes
+        self.task = task
     }
 }

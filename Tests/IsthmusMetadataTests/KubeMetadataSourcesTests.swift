@@ -114,6 +114,10 @@ struct KubeMetadataSourcesTests {
         defer { Task { await harness.stop() } }
         #expect(try await harness.servedGateways() == ["203.0.113.30:15443"])
         #expect(try await harness.servedRootCA() == rootCA)
+        // A LoadBalancer needs no pods or nodes, so they are not listed (nor held in memory).
+        let paths = kube.server.recentRequests.map(\.uri)
+        #expect(paths.contains { $0.hasPrefix("/api/v1/namespaces/istio-system/services?") })
+        #expect(!paths.contains { $0.contains("/nodes") || $0.contains("/pods") }, "\(paths)")
 
         // The cloud's load balancer moves: the status subresource changes.
         let started = ContinuousClock.now
@@ -179,6 +183,18 @@ struct KubeMetadataSourcesTests {
         try await kube.create(.pods, pod("gw-e", node: "node-e"))
         await eventually("node-e is added", deadline: .seconds(60)) {
             (try? await harness.servedGateways()) == ["198.51.100.1:31443", "198.51.100.5:31443"]
+        }
+        // Turned into a LoadBalancer: its ingress is published, and the pod and node watches end.
+        let watchesBefore = kube.server.openWatchCount
+        _ = try await kube.client.patch(.services, namespace: "istio-system", name: "istio-ingressgateway",
+                                        .merge(try JSON(parsing: #"{"spec":{"type":"LoadBalancer"}}"#)))
+        _ = try await kube.client.patchStatus(.services, namespace: "istio-system", name: "istio-ingressgateway",
+                                              .merge(try JSON(parsing: #"{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.40"}]}}}"#)))
+        await eventually("the LoadBalancer ingress is served", deadline: .seconds(60)) {
+            (try? await harness.servedGateways()) == ["203.0.113.40:15443"]
+        }
+        await eventually("the pod and node watches are closed", deadline: .seconds(60)) {
+            kube.server.openWatchCount == watchesBefore - 2
         }
     }
 
