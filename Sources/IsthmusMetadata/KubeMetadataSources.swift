@@ -25,8 +25,8 @@ public struct ObjectReference: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The metadata sources read from the Kubernetes API: informers on Istio's
-/// root CA ConfigMap, and on the ingressgateway Service with the nodes and
-/// the pods in its namespace. Their caches answer ``rootCA()`` and
+/// root CA ConfigMap, and on the ingressgateway Service (with, for a NodePort
+/// one, the nodes and the pods in its namespace). Their caches answer ``rootCA()`` and
 /// ``gatewaySource`` without I/O; ``changes`` ticks after any of them
 /// changes, so the service rebuilds its documents at once instead of at the
 /// next poll. While the API is unreachable the caches keep the last objects

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import IsthmusHTTP
 import IsthmusTrust
 
@@ -113,11 +114,19 @@ public final class MetadataService: Sendable {
         }
         await reloader.attach(server)
         let interval = configuration.reloadInterval
+        // A failure is logged when it starts or changes, not on every poll or watch event.
+        let lastFailure = NIOLockedValueBox<String?>(nil)
         @Sendable func report(_ outcome: MetadataReload) {
+            let reason: String? = if case .failed(let reason) = outcome { reason } else { nil }
+            let isNew = lastFailure.withLockedValue { last in
+                defer { last = reason }
+                return reason != last
+            }
             switch outcome {
             case .unchanged: break
             case .rebuilt: log("sources changed: serving rebuilt metadata")
-            case .failed(let reason): log("sources not reloaded, still serving the last good metadata: \(reason)")
+            case .failed(let reason) where isNew: log("sources not reloaded, still serving the last good metadata: \(reason)")
+            case .failed: break
             }
         }
         var tasks = [Task {
