@@ -194,7 +194,7 @@ struct KubeMetadataSourcesTests {
             (try? await harness.servedGateways()) == ["203.0.113.40:15443"]
         }
         await eventually("the pod and node watches are closed", deadline: .seconds(60)) {
-            kube.server.openWatchCount == watchesBefore - 2
+            kube.server.openWatchCount <= watchesBefore - 2
         }
     }
 
