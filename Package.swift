@@ -121,7 +121,7 @@ let package = Package(
         .target(
             name: "IsthmusMetadata",
             dependencies: [
-                "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP",
+                "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP", "IsthmusKubeClient",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -222,7 +222,10 @@ let package = Package(
             ]),
         .testTarget(
             name: "IsthmusMetadataTests",
-            dependencies: ["IsthmusMetadata", "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP"]),
+            dependencies: [
+                "IsthmusMetadata", "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP", "IsthmusKubeClient",
+                "IsthmusFakeAPIServer",
+            ]),
         .testTarget(
             name: "IsthmusControllerServiceTests",
             dependencies: [

@@ -18,7 +18,9 @@ struct MetadataCommand: AsyncParsableCommand {
             Example: isthmus metadata --cluster-uuid $(cat cluster-uuid) --key cluster.key \
             --root-ca root-cert.pem --api-host istio-api.k8s-a.example.com --network-name network-a \
             --ingress-gateway 203.0.113.10:15443 --pod-cidr 10.111.0.0/16 --service-cidr 10.222.0.0/16 \
-            --peers peers.json --tls-cert tls.crt --tls-key tls.key
+            --peers peers.json --tls-cert tls.crt --tls-key tls.key. \
+            In a cluster, read the root CA and the gateways from the API instead: \
+            --root-ca-configmap istio-system/istio-ca-root-cert --ingress-gateway-service istio-system/istio-ingressgateway
             """)
 
     @Option(help: "YAML file with any of the settings below (camelCase keys, e.g. apiHost); flags win.")
@@ -32,6 +34,20 @@ struct MetadataCommand: AsyncParsableCommand {
 
     @Option(help: "The Istio root CA (PEM), published as rootCA.")
     var rootCA: String?
+
+    @Option(help: ArgumentHelp(
+        "Istio's root CA ConfigMap, NAMESPACE/NAME (key root-cert.pem), watched; instead of --root-ca.",
+        valueName: "namespace/name"))
+    var rootCAConfigmap: String?
+
+    @Option(help: ArgumentHelp(
+        "Discover the ingress gateways from this Service, NAMESPACE/NAME (e.g. istio-system/istio-ingressgateway), "
+            + "watching it, its pods and the nodes; used when no --ingress-gateway is given.",
+        valueName: "namespace/name"))
+    var ingressGatewayService: String?
+
+    @Option(help: "Kubeconfig for --root-ca-configmap and --ingress-gateway-service (default: $KUBECONFIG, in-cluster, ~/.kube/config).")
+    var kubeconfig: String?
 
     @Option(help: "Where peers reach this cluster's API through the proxy: HOST[:PORT], no scheme.")
     var apiHost: String?
@@ -85,6 +101,11 @@ struct MetadataCommand: AsyncParsableCommand {
         for gateway in ingressGateway where IngressGateway(parsing: gateway) == nil {
             throw ValidationError("--ingress-gateway must be ADDRESS:PORT, got '\(gateway)'")
         }
+        for (flag, value) in [("--root-ca-configmap", rootCAConfigmap), ("--ingress-gateway-service", ingressGatewayService)] {
+            if let value, ObjectReference(parsing: value) == nil {
+                throw ValidationError("\(flag) must be NAMESPACE/NAME, got '\(value)'")
+            }
+        }
         if let listen, MetadataService.splitHostPort(listen) == nil {
             throw ValidationError("--listen must be HOST:PORT, got '\(listen)'")
         }
@@ -107,6 +128,9 @@ struct MetadataCommand: AsyncParsableCommand {
         settings.tlsCertFile = tlsCert
         settings.tlsKeyFile = tlsKey
         if plainHTTP { settings.plainHTTP = true }
+        settings.kubeconfig = kubeconfig
+        settings.rootCAConfigMap = rootCAConfigmap
+        settings.ingressGatewayService = ingressGatewayService
         return settings
     }
 
@@ -162,7 +186,8 @@ struct MetadataCommand: AsyncParsableCommand {
             "clusterUUID": "--cluster-uuid", "key": "--key", "rootCA": "--root-ca", "apiHost": "--api-host",
             "networkName": "--network-name", "clusterDomain": "--cluster-domain", "podSubnetCIDR": "--pod-cidr",
             "serviceSubnetCIDR": "--service-cidr", "peers": "--peers", "listen": "--listen", "tlsCert": "--tls-cert",
-            "tlsKey": "--tls-key", "config": "--config",
+            "tlsKey": "--tls-key", "config": "--config", "kubeconfig": "--kubeconfig",
+            "rootCAConfigMap": "--root-ca-configmap", "ingressGatewayService": "--ingress-gateway-service",
         ]
         if field.hasPrefix("ingressGateways") { return "--ingress-gateway (\(field))" }
         guard let flag = flags[field] else { return field }

@@ -77,6 +77,21 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Write the serving CA (PEM) here, for kubeconfigs (useful with a generated certificate).")
     var writeCA: String?
 
+    @Option(help: "Admin listener (plain HTTP: /metrics, /healthz, /readyz), HOST:PORT, or 'off' (default 0.0.0.0:9090).")
+    var adminListen: String?
+
+    @Option(help: "Access log, one JSON line per request: 'stdout' or 'off' (default stdout).")
+    var accessLog: String?
+
+    @Option(help: "Audit log file, one JSON line per API request (peer, verb, resource, decision); '-' for stdout.")
+    var auditLog: String?
+
+    @Option(help: "How often the API server's /readyz is probed for this proxy's /readyz, e.g. 5s (default 5s).")
+    var readinessProbeInterval: String?
+
+    @Option(help: "Upstream HTTP/2 connections kept for watches per event loop, each carrying up to 100 watches (default 4); watches beyond get 429.")
+    var upstreamWatchConnections: String?
+
     /// Every setting a config file may hold; a new one is its `@Option` above plus one line here.
     static var settings: [ProxySetting] {
         [
@@ -99,6 +114,11 @@ struct ProxyCommand: AsyncParsableCommand {
             .text("clientCA", \.clientCA, .path),
             .text("clientSubject", \.clientSubject),
             .duration("reloadInterval", \.reloadInterval, allowsZero: false),
+            .text("adminListen", \.adminListen),
+            .text("accessLog", \.accessLog),
+            .text("auditLog", \.auditLog),
+            .duration("readinessProbeInterval", \.readinessProbeInterval, allowsZero: false),
+            .count("upstreamWatchConnections", \.upstreamWatchConnections, in: 1...64),
         ]
     }
 
@@ -180,6 +200,24 @@ struct ProxyCommand: AsyncParsableCommand {
         configuration.reloadInterval = seconds(reloadInterval, default: configuration.reloadInterval)
         configuration.tokenLeeway = seconds(tokenLeeway, default: configuration.tokenLeeway)
         configuration.watchLimit = WatchLimit(maximum: seconds(maxWatch, default: configuration.watchLimit.maximum), jitter: 0.1)
+        let adminListen = self.adminListen ?? "0.0.0.0:9090"
+        if adminListen != "off" {
+            guard let (host, port) = APIServerCommand.split(adminListen) else {
+                throw ProxyConfigurationError(field: label("adminListen"), problem: "must be HOST:PORT or 'off', got '\(adminListen)'")
+            }
+            configuration.admin = AdminListenerConfiguration(host: host, port: port)
+        }
+        switch accessLog ?? "stdout" {
+        case "stdout": configuration.accessLog = .standardOutput
+        case "off": configuration.accessLog = .off
+        case let other: throw ProxyConfigurationError(field: label("accessLog"), problem: "must be 'stdout' or 'off', got '\(other)'")
+        }
+        if let auditLog { configuration.auditLog = auditLog == "-" ? .standardOutput : .file(auditLog) }
+        configuration.readinessProbeInterval = seconds(readinessProbeInterval, default: configuration.readinessProbeInterval)
+        if let upstreamWatchConnections {
+            // checkSettings has refused anything but a whole number in range.
+            configuration.upstream.limits.watchConnections = Int(upstreamWatchConnections) ?? 4
+        }
         return configuration
     }
 
@@ -232,6 +270,10 @@ struct ProxyCommand: AsyncParsableCommand {
         let dialHost = (configuration.host == "0.0.0.0" || configuration.host == "::") ? "127.0.0.1" : configuration.host
         let scheme = configuration.plainHTTP ? "http" : "https"
         printError("isthmus proxy: serving \(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
+        if let admin = configuration.admin, let adminPort = proxy.adminPort {
+            let adminHost = (admin.host == "0.0.0.0" || admin.host == "::") ? "127.0.0.1" : admin.host
+            printError("isthmus proxy: admin http://\(adminHost.contains(":") ? "[\(adminHost)]" : adminHost):\(adminPort) (/metrics, /healthz, /readyz)")
+        }
         await APIServerCommand.waitForTerminationSignal()
         printError("isthmus proxy: shutting down")
         try await proxy.shutdown(grace: seconds(command.shutdownGrace, default: .seconds(10)))
@@ -244,6 +286,7 @@ struct ProxyCommand: AsyncParsableCommand {
         case "peersFile": "peers"
         case "policyDirectory": "policies"
         case "localClusterUUID": "clusterUUID"
+        case "admin": "adminListen"
         default: field
         }
     }

@@ -19,6 +19,8 @@ struct ProxySetting {
         case duration(allowsZero: Bool)
         /// `true` / `false`; the flag is `--NAME` / `--no-NAME`.
         case bool
+        /// A whole number in `range` (a YAML integer, or its digits as a flag).
+        case count(ClosedRange<Int>)
     }
 
     enum Slot {
@@ -36,6 +38,10 @@ struct ProxySetting {
 
     static func duration(_ field: String, _ keyPath: WritableKeyPath<ProxyCommand, String?>, allowsZero: Bool) -> ProxySetting {
         ProxySetting(field: field, kind: .duration(allowsZero: allowsZero), slot: .text(keyPath))
+    }
+
+    static func count(_ field: String, _ keyPath: WritableKeyPath<ProxyCommand, String?>, in range: ClosedRange<Int>) -> ProxySetting {
+        ProxySetting(field: field, kind: .count(range), slot: .text(keyPath))
     }
 
     static func bool(_ field: String, _ keyPath: WritableKeyPath<ProxyCommand, Bool?>) -> ProxySetting {
@@ -71,6 +77,11 @@ struct ProxySetting {
                 return "must be a duration like 90s, 15m or 1h30m, got \"\(value)\""
             }
             return !allowsZero && seconds == 0 ? "must be above zero" : nil
+        case .count(let range):
+            guard let number = Int(value), range.contains(number) else {
+                return "must be a whole number from \(range.lowerBound) to \(range.upperBound), got \"\(value)\""
+            }
+            return nil
         }
     }
 }
@@ -143,7 +154,8 @@ struct ProxyFileConfiguration: Equatable {
             guard let scalar = node.scalar else {
                 throw failure(line, column, name, "expected a string, not a \(node.sequence != nil ? "list" : "mapping")")
             }
-            guard quoted || resolved == .str else {
+            let isCount = if case .count = setting.kind { true } else { false }
+            guard quoted || resolved == .str || (isCount && resolved == .int) else {
                 let hint = if case .duration = setting.kind { " like 90s, 15m or 1h30m (a bare number has no unit)" } else { "" }
                 throw failure(line, column, name, "expected a string\(hint), got \(scalar.string)")
             }

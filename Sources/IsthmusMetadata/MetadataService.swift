@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import IsthmusHTTP
 import IsthmusTrust
 
@@ -17,6 +18,9 @@ public struct MetadataServiceConfiguration: Sendable {
     public var gatewaySource: (any GatewaySource)?
     /// How often ``gatewaySource`` is asked again.
     public var gatewayRefreshInterval: Duration = .seconds(30)
+    /// How long start-up waits for the first lists from the Kubernetes API
+    /// (when `rootCAConfigMap` or `ingressGatewayService` is used).
+    public var kubernetesSyncTimeout: Duration = .seconds(30)
     public var threads = 1
 
     public init(flags: MetadataSettings, configFile: String? = nil) {
@@ -45,14 +49,18 @@ public final class MetadataService: Sendable {
     public let server: MetadataServer
     /// The settings the service started with (flags over the config file).
     public let settings: MetadataSettings
+    /// The informers behind `rootCAConfigMap` / `ingressGatewayService`, if used.
+    public let kubernetes: KubeMetadataSources?
     private let reloader: Reloader
-    private let task: Task<Void, Never>
+    private let tasks: [Task<Void, Never>]
 
-    private init(server: MetadataServer, settings: MetadataSettings, reloader: Reloader, task: Task<Void, Never>) {
+    private init(server: MetadataServer, settings: MetadataSettings, kubernetes: KubeMetadataSources?,
+                 reloader: Reloader, tasks: [Task<Void, Never>]) {
         self.server = server
         self.settings = settings
+        self.kubernetes = kubernetes
         self.reloader = reloader
-        self.task = task
+        self.tasks = tasks
     }
 
     /// Loads, validates and starts listening. `log` receives one line per
@@ -60,6 +68,18 @@ public final class MetadataService: Sendable {
     public static func start(_ configuration: MetadataServiceConfiguration,
                              log: @escaping @Sendable (String) -> Void = { _ in }) async throws -> MetadataService {
         let reloader = Reloader(configuration: configuration, log: log)
+        let kubernetes = try await reloader.startKubernetesSources()
+        do {
+            return try await start(configuration, reloader: reloader, kubernetes: kubernetes, log: log)
+        } catch {
+            await kubernetes?.stop()
+            throw error
+        }
+    }
+
+    private static func start(_ configuration: MetadataServiceConfiguration, reloader: Reloader,
+                              kubernetes: KubeMetadataSources?,
+                              log: @escaping @Sendable (String) -> Void) async throws -> MetadataService {
         let (inputs, snapshot) = try await reloader.loadInitial()
         var serverConfiguration = MetadataServerConfiguration()
         serverConfiguration.threads = configuration.threads
@@ -94,18 +114,40 @@ public final class MetadataService: Sendable {
         }
         await reloader.attach(server)
         let interval = configuration.reloadInterval
-        let task = Task {
+        // A failure is logged when it starts or changes, not on every poll or watch event.
+        let lastFailure = NIOLockedValueBox<String?>(nil)
+        @Sendable func report(_ outcome: MetadataReload) {
+            let reason: String? = if case .failed(let reason) = outcome { reason } else { nil }
+            let isNew = lastFailure.withLockedValue { last in
+                defer { last = reason }
+                return reason != last
+            }
+            switch outcome {
+            case .unchanged: break
+            case .rebuilt: log("sources changed: serving rebuilt metadata")
+            case .failed(let reason) where isNew: log("sources not reloaded, still serving the last good metadata: \(reason)")
+            case .failed: break
+            }
+        }
+        var tasks = [Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 if Task.isCancelled { break }
-                switch await reloader.reloadIfChanged() {
-                case .unchanged: break
-                case .rebuilt: log("sources changed: serving rebuilt metadata")
-                case .failed(let reason): log("sources not reloaded, still serving the last good metadata: \(reason)")
+                for problem in kubernetes?.newProblems() ?? [] {
+                    log("\(problem); serving the last known root CA and ingress gateways")
                 }
+                report(await reloader.reloadIfChanged())
             }
+        }]
+        if let kubernetes {
+            // A watched object changed: rebuild now, not at the next poll.
+            tasks.append(Task {
+                for await _ in kubernetes.changes {
+                    report(await reloader.reloadIfChanged(forceGateways: true))
+                }
+            })
         }
-        return MetadataService(server: server, settings: settings, reloader: reloader, task: task)
+        return MetadataService(server: server, settings: settings, kubernetes: kubernetes, reloader: reloader, tasks: tasks)
     }
 
     /// Checks the sources now instead of at the next tick (tests, SIGHUP).
@@ -116,7 +158,8 @@ public final class MetadataService: Sendable {
     public var port: Int { server.port }
 
     public func shutdown() async throws {
-        task.cancel()
+        for task in tasks { task.cancel() }
+        await kubernetes?.stop()
         try await server.shutdown()
     }
 
@@ -160,6 +203,7 @@ actor Reloader {
     private var last: MetadataInputs?
     private var gateways: [IngressGateway] = []
     private var gatewaysFetchedAt: ContinuousClock.Instant?
+    private var kubernetes: KubeMetadataSources?
 
     init(configuration: MetadataServiceConfiguration, log: @escaping @Sendable (String) -> Void) {
         self.configuration = configuration
@@ -168,9 +212,34 @@ actor Reloader {
 
     func attach(_ server: MetadataServer) { self.server = server }
 
+    /// Starts the informers the settings ask for (read once, at start), or returns nil.
+    func startKubernetesSources() async throws(MetadataSourceError) -> KubeMetadataSources? {
+        let settings = try readSettings()
+        guard settings.readsKubernetes else { return nil }
+        func reference(_ text: String?, field: String) throws(MetadataSourceError) -> ObjectReference? {
+            guard let text else { return nil }
+            guard let reference = ObjectReference(parsing: text) else {
+                throw MetadataSourceError(field: field, problem: "must be NAMESPACE/NAME, got \(text.debugDescription)")
+            }
+            return reference
+        }
+        let configMap = settings.rootCAFile == nil ? try reference(settings.rootCAConfigMap, field: "rootCAConfigMap") : nil
+        let service = settings.ingressGateways == nil && configuration.gatewaySource == nil
+            ? try reference(settings.ingressGatewayService, field: "ingressGatewayService") : nil
+        let sources = try await KubeMetadataSources.start(
+            kubeconfig: settings.kubeconfig, rootCAConfigMap: configMap, ingressGatewayService: service,
+            syncTimeout: configuration.kubernetesSyncTimeout)
+        kubernetes = sources
+        return sources
+    }
+
+    private var gatewaySource: (any GatewaySource)? {
+        configuration.gatewaySource ?? (kubernetes?.ingressGatewayService != nil ? kubernetes?.gatewaySource : nil)
+    }
+
     func loadInitial() async throws -> (MetadataInputs, MetadataSnapshot) {
         let settings = try readSettings()
-        if settings.ingressGateways == nil, let source = configuration.gatewaySource {
+        if settings.ingressGateways == nil, let source = gatewaySource {
             // A gateway source that is down at start must not keep the public
             // document (the root CA) from being served; it is retried.
             do {
@@ -190,7 +259,7 @@ actor Reloader {
         var gatewayProblem: String?
         do {
             let settings = try readSettings()
-            if settings.ingressGateways == nil, let source = configuration.gatewaySource,
+            if settings.ingressGateways == nil, let source = gatewaySource,
                forceGateways || gatewaysFetchedAt.map({ ContinuousClock.now - $0 >= configuration.gatewayRefreshInterval }) ?? true {
                 gatewaysFetchedAt = .now
                 do {
@@ -221,9 +290,17 @@ actor Reloader {
         try settings.requireFields()
         let files = MetadataSettings.Files(
             key: try MetadataService.readText(settings.keyFile ?? "", field: "key"),
-            rootCA: try MetadataService.readText(settings.rootCAFile ?? "", field: "rootCA"),
+            rootCA: try readRootCA(settings),
             peers: try MetadataService.readBytes(settings.peersFile ?? "", field: "peers"))
         return MetadataInputs(settings: settings, files: files, gateways: settings.ingressGateways ?? gateways)
+    }
+
+    /// The file when one is named, else the watched ConfigMap.
+    private func readRootCA(_ settings: MetadataSettings) throws(MetadataSourceError) -> String {
+        if settings.rootCAFile == nil, let kubernetes, kubernetes.rootCAConfigMap != nil {
+            return try kubernetes.rootCA()
+        }
+        return try MetadataService.readText(settings.rootCAFile ?? "", field: "rootCA")
     }
 
     private func build(_ inputs: MetadataInputs) throws(MetadataSourceError) -> MetadataSnapshot {

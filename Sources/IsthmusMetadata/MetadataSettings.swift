@@ -23,6 +23,10 @@ import Yams
 /// tlsCert: /etc/isthmus/tls/tls.crt
 /// tlsKey: /etc/isthmus/tls/tls.key
 /// plainHTTP: false
+/// # Read from the Kubernetes API instead (at start; see KubeMetadataSources):
+/// kubeconfig: /path/to/kubeconfig                # else kubectl's order ($KUBECONFIG, in-cluster, ~/.kube/config)
+/// rootCAConfigMap: istio-system/istio-ca-root-cert  # instead of rootCA; key root-cert.pem
+/// ingressGatewayService: istio-system/istio-ingressgateway  # discovery when ingressGateways is unset
 /// ```
 public struct MetadataSettings: Sendable, Equatable {
     public var clusterUUID: String?
@@ -42,8 +46,23 @@ public struct MetadataSettings: Sendable, Equatable {
     public var tlsCertFile: String?
     public var tlsKeyFile: String?
     public var plainHTTP: Bool?
+    /// The kubeconfig for ``rootCAConfigMap`` and ``ingressGatewayService``;
+    /// nil resolves it as kubectl does.
+    public var kubeconfig: String?
+    /// `NAMESPACE/NAME` of Istio's root CA ConfigMap (key `root-cert.pem`),
+    /// watched; used when ``rootCAFile`` is unset.
+    public var rootCAConfigMap: String?
+    /// `NAMESPACE/NAME` of the ingressgateway Service whose addresses are
+    /// discovered (and watched) when ``ingressGateways`` is unset.
+    public var ingressGatewayService: String?
 
     public init() {}
+
+    /// Whether the settings need the Kubernetes API: a root CA or gateways
+    /// that only it can give.
+    public var readsKubernetes: Bool {
+        (rootCAFile == nil && rootCAConfigMap != nil) || (ingressGateways == nil && ingressGatewayService != nil)
+    }
 
     /// `self`'s values where set, else `base`'s: flags over the config file.
     public func merged(over base: MetadataSettings) -> MetadataSettings {
@@ -62,6 +81,9 @@ public struct MetadataSettings: Sendable, Equatable {
         if let tlsCertFile { out.tlsCertFile = tlsCertFile }
         if let tlsKeyFile { out.tlsKeyFile = tlsKeyFile }
         if let plainHTTP { out.plainHTTP = plainHTTP }
+        if let kubeconfig { out.kubeconfig = kubeconfig }
+        if let rootCAConfigMap { out.rootCAConfigMap = rootCAConfigMap }
+        if let ingressGatewayService { out.ingressGatewayService = ingressGatewayService }
         return out
     }
 
@@ -117,6 +139,15 @@ public struct MetadataSettings: Sendable, Equatable {
             case "listen": listen = try string()
             case "tlsCert": tlsCertFile = try string()
             case "tlsKey": tlsKeyFile = try string()
+            case "kubeconfig": kubeconfig = try string()
+            case "rootCAConfigMap":
+                let text = try string()
+                guard ObjectReference(parsing: text) != nil else { throw fail(key, "expected NAMESPACE/NAME, got \(text.debugDescription)") }
+                rootCAConfigMap = text
+            case "ingressGatewayService":
+                let text = try string()
+                guard ObjectReference(parsing: text) != nil else { throw fail(key, "expected NAMESPACE/NAME, got \(text.debugDescription)") }
+                ingressGatewayService = text
             case "plainHTTP":
                 guard let flag = value.bool else { throw fail(key, "expected true or false") }
                 plainHTTP = flag
@@ -138,7 +169,7 @@ public struct MetadataSettings: Sendable, Equatable {
                 }
                 ingressGateways = gateways
             default:
-                throw fail(key, "unknown setting (known: clusterUUID, key, rootCA, apiHost, networkName, ingressGateways, clusterDomain, podSubnetCIDR, serviceSubnetCIDR, peers, listen, tlsCert, tlsKey, plainHTTP)")
+                throw fail(key, "unknown setting (known: clusterUUID, key, rootCA, apiHost, networkName, ingressGateways, clusterDomain, podSubnetCIDR, serviceSubnetCIDR, peers, listen, tlsCert, tlsKey, plainHTTP, kubeconfig, rootCAConfigMap, ingressGatewayService)")
             }
         }
     }
@@ -161,11 +192,11 @@ public struct MetadataSettings: Sendable, Equatable {
     /// The settings a running service cannot do without, by field name.
     public func requireFields() throws(MetadataSourceError) {
         let required: [(String, String?)] = [
-            ("clusterUUID", clusterUUID), ("key", keyFile), ("rootCA", rootCAFile), ("apiHost", apiHost),
+            ("clusterUUID", clusterUUID), ("key", keyFile), ("rootCA", rootCAFile ?? rootCAConfigMap), ("apiHost", apiHost),
             ("networkName", networkName), ("peers", peersFile),
         ]
         for (field, value) in required where value == nil {
-            throw MetadataSourceError(field: field, problem: "must be set")
+            throw MetadataSourceError(field: field, problem: field == "rootCA" ? "must be set (or rootCAConfigMap)" : "must be set")
         }
     }
 
@@ -194,9 +225,16 @@ public struct MetadataSettings: Sendable, Equatable {
         do {
             try sources.validate()
         } catch where error.field == "rootCA" {
-            throw MetadataSourceError(field: "rootCA", problem: "\(rootCAFile ?? ""): \(error.problem)")
+            // Named after the setting the operator used, so the message points at the right flag.
+            throw MetadataSourceError(field: rootCAFile == nil && rootCAConfigMap != nil ? "rootCAConfigMap" : "rootCA",
+                                      problem: "\(rootCASourceName): \(error.problem)")
         }
         return (sources, peers)
+    }
+
+    /// The root CA's origin, for messages: the file, else the ConfigMap.
+    var rootCASourceName: String {
+        rootCAFile ?? rootCAConfigMap.map { "configmap \($0) key \(KubeMetadataSources.rootCAKey)" } ?? ""
     }
 
     /// A private key yields its public key; public key blocks are taken as they

@@ -1,6 +1,7 @@
 import Foundation
 import IsthmusHTTP
 import IsthmusKubeTypes
+import IsthmusRequestInfo
 import NIOCore
 import NIOHTTP1
 
@@ -59,6 +60,12 @@ final class ProxyHandler: ChannelInboundHandler {
     private var unreportedBytes = 0
     private var headerTimeout: Scheduled<Void>?
     private var watchDeadline: Scheduled<Void>?
+    /// The request in flight: logged and counted once, when it ends.
+    private var record: RequestRecord?
+    private var recordStart = NIODeadline.now()
+    /// When the upstream stream was asked for, for the upstream latency histogram.
+    private var upstreamAskedAt: NIODeadline?
+    private var countedAsOpenWatch = false
 
     init(services: ProxyServices, version: HTTPProtocolVersion) {
         self.services = services
@@ -74,6 +81,7 @@ final class ProxyHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        completeRequest()
         services.relays[ObjectIdentifier(context.eventLoop)]?.value.handlers[ObjectIdentifier(self)] = nil
         self.context = nil
     }
@@ -110,8 +118,16 @@ final class ProxyHandler: ChannelInboundHandler {
         }
         keepAlive = version == .http2 || head.isKeepAlive
         isHead = head.method == .HEAD
-        if head.uri == "/healthz" || head.uri.hasPrefix("/healthz?") {
-            respond(code: .ok, contentType: "text/plain; charset=utf-8", body: Array("ok".utf8))
+        let now = Date().timeIntervalSince1970
+        recordStart = .now()
+        var record = RequestRecord(startTime: now, remoteAddress: remoteAddress(context), method: head.method.rawValue,
+                                   target: head.uri, protocolName: version == .http2 ? "HTTP/2.0" : "HTTP/1.1",
+                                   userAgent: head.headers.first(name: "user-agent") ?? "")
+        if let endpoint = LocalEndpoint.match(head.uri, metrics: false) {
+            record.isProbe = true
+            self.record = record
+            let answer = endpoint.answer(services)
+            respond(code: HTTPResponseStatus(statusCode: answer.code), contentType: answer.contentType, body: answer.body)
             return
         }
         if let check = services.clientCertificateCheck, !ClientCertificateCheck.isProbe(head.uri) {
@@ -130,16 +146,27 @@ final class ProxyHandler: ChannelInboundHandler {
         let admission = services.admission.withLockedValue { $0 }
         let admitted: AdmittedRequest
         do {
-            admitted = try admission.admit(request, now: Int64(Date().timeIntervalSince1970))
+            admitted = try admission.admit(request, now: Int64(now))
         } catch {
+            record.attributes = error.attributes ?? (try? RequestAttributes(method: head.method.rawValue, target: head.uri))
+            record.peer = error.authenticatedPeer ?? ""
+            record.reason = error.logReason
+            self.record = record
+            services.operations.metrics.denials.increment([error.metricLabel])
             respond(status: error.status)
             return
         }
+        record.peer = admitted.peer
+        record.attributes = admitted.attributes
+        record.admitted = true
+        record.reason = admitted.rule.map { "allowed by \($0)" } ?? "allowed"
+        self.record = record
         guard let token = services.upstream.token.current else {
-            respond(status: UpstreamFailure(.noCredentials, "no ServiceAccount token").status)
+            respond(upstreamFailure: UpstreamFailure(.noCredentials, "no ServiceAccount token"))
             return
         }
         machine.admitted()
+        upstreamAskedAt = .now()
         isWatch = admitted.attributes.verb == .watch
         var upstreamHeaders = HTTPHeaders()
         upstreamHeaders.add(name: "host", value: services.upstream.authority)
@@ -167,6 +194,7 @@ final class ProxyHandler: ChannelInboundHandler {
             services.statistics.withLockedValue { $0.upstreamCancelledByClient += 1 }
         }
         cancelTimers()
+        completeRequest()
         context.fireChannelInactive()
     }
 
@@ -180,8 +208,7 @@ final class ProxyHandler: ChannelInboundHandler {
         switch result {
         case .failure(let error):
             if machine.upstreamFailed() == .respond {
-                let failure = error as? UpstreamFailure ?? UpstreamFailure(.connectFailed, "\(error)")
-                respond(status: failure.status)
+                respond(upstreamFailure: error as? UpstreamFailure ?? UpstreamFailure(.connectFailed, "\(error)"))
             }
         case .success(let stream):
             guard machine.upstreamOpened() == .sendRequest else {
@@ -194,7 +221,7 @@ final class ProxyHandler: ChannelInboundHandler {
             } catch {
                 stream.channel.close(promise: nil)
                 if machine.upstreamFailed() == .respond {
-                    respond(status: UpstreamFailure(.closedBeforeResponse, "\(error)").status)
+                    respond(upstreamFailure: UpstreamFailure(.closedBeforeResponse, "\(error)"))
                 }
                 return
             }
@@ -217,7 +244,7 @@ final class ProxyHandler: ChannelInboundHandler {
         headerTimeout = nil
         if machine.upstreamFailed() == .respond {
             closeUpstream()
-            respond(status: UpstreamFailure(.responseHeaderTimeout).status)
+            respond(upstreamFailure: UpstreamFailure(.responseHeaderTimeout))
         }
     }
 
@@ -228,12 +255,30 @@ final class ProxyHandler: ChannelInboundHandler {
         case .head(let head):
             headerTimeout?.cancel()
             headerTimeout = nil
+            if let asked = upstreamAskedAt {
+                upstreamAskedAt = nil
+                services.operations.metrics.upstreamResponseSeconds.observe(
+                    [ProxyMetrics.verbLabel(record?.attributes?.verb.rawValue, method: record?.method ?? "GET")],
+                    Double((NIODeadline.now() - asked).nanoseconds) / 1e9)
+            }
+            if head.status == .unauthorized {
+                // The API server refused the proxy's own token: relaying the 401
+                // would tell the peer its token is bad, and client-go would re-auth in vain.
+                if machine.upstreamFailed() == .respond {
+                    closeUpstream()
+                    respond(upstreamFailure: UpstreamFailure(.credentialsRejected, "the API server answered 401 to the proxy's ServiceAccount token"))
+                }
+                return
+            }
             guard machine.upstreamHead(clientWritable: context.channel.isWritable) == .forward else { return }
+            record?.status = Int(head.status.code)
             var headers = HopByHop.relayed(head.headers)
             if version == .http1_1 && !keepAlive { headers.add(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))),
                           promise: nil)
             if isWatch && head.status == .ok {
+                services.operations.metrics.openWatches.add([], 1)
+                countedAsOpenWatch = true
                 let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
                 let limit = services.watchLimit.duration(unit: Double.random(in: 0..<1))
                 watchDeadline = context.eventLoop.scheduleTask(in: TimeAmount(limit)) {
@@ -243,6 +288,7 @@ final class ProxyHandler: ChannelInboundHandler {
         case .body(let buffer):
             guard machine.upstreamBody() == .forward else { return }
             unreportedBytes += buffer.readableBytes
+            record?.bytes += buffer.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end:
             guard machine.upstreamEnd() == .forwardEnd else { return }
@@ -275,7 +321,7 @@ final class ProxyHandler: ChannelInboundHandler {
         case .none: break
         case .respondBadGateway:
             cancelTimers()
-            respond(status: UpstreamFailure(.closedBeforeResponse).status)
+            respond(upstreamFailure: UpstreamFailure(.closedBeforeResponse))
         case .closeClient:
             cancelTimers()
             guard let context else { return }
@@ -283,6 +329,7 @@ final class ProxyHandler: ChannelInboundHandler {
             // (closing now would drop unflushed writes): an empty body part is
             // framed as nothing, and its promise completes after everything before it.
             // A client that reads nothing more gets closed anyway, later.
+            completeRequest()
             let loop = context.eventLoop
             let fallback = loop.assumeIsolated().scheduleTask(in: .seconds(10)) { context.close(promise: nil) }
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer())))).assumeIsolated().whenComplete { _ in
@@ -304,6 +351,7 @@ final class ProxyHandler: ChannelInboundHandler {
     private func finishResponse() {
         cancelTimers()
         closeUpstream()
+        completeRequest()
         guard let context else { return }
         if version == .http1_1 && !keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
@@ -336,7 +384,35 @@ final class ProxyHandler: ChannelInboundHandler {
         watchDeadline = nil
     }
 
+    // MARK: Logs and metrics
+
+    /// Logs and counts the request in flight, once; a request whose client left
+    /// before any response head counts as 499 (nginx's "client closed request").
+    private func completeRequest() {
+        guard var record else { return }
+        self.record = nil
+        if record.status == 0 { record.status = 499 }
+        if countedAsOpenWatch {
+            countedAsOpenWatch = false
+            services.operations.metrics.openWatches.add([], -1)
+        }
+        services.operations.finished(record, duration: Double((NIODeadline.now() - recordStart).nanoseconds) / 1e9)
+    }
+
+    private func remoteAddress(_ context: ChannelHandlerContext) -> String {
+        // An HTTP/2 stream's address is its connection's.
+        let address = version == .http2 ? context.channel.parent?.remoteAddress : context.channel.remoteAddress
+        guard let address, let ip = address.ipAddress, let port = address.port else { return "" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
     // MARK: Local answers
+
+    private func respond(upstreamFailure failure: UpstreamFailure) {
+        record?.upstreamError = failure.description
+        services.operations.metrics.upstreamFailures.increment(["\(failure.kind)"])
+        respond(status: failure.status)
+    }
 
     private func respond(status: Status) {
         let (head, body) = KubeResponse.status(status, priorityAndFairness: status.code != 401)
@@ -356,6 +432,9 @@ final class ProxyHandler: ChannelInboundHandler {
         if version == .http1_1 && !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if !isHead { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        record?.status = Int(head.status.code)
+        record?.bytes += isHead ? 0 : body.readableBytes
+        completeRequest()
         if version == .http1_1 && !keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {

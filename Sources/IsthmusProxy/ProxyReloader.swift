@@ -157,9 +157,13 @@ actor ProxyReloader {
                 try apply(source)
                 status.withLockedValue { $0.loaded(source, at: Date()) }
                 configuration.log("reloaded \(describe(source))")
+                services.reloadRefusals.withLockedValue { $0[source] = nil }
+                services.operations.metrics.recordReload(source: source.rawValue, succeeded: true)
             } catch {
                 let message = "\(error)".split(separator: "\n").joined(separator: "; ")
                 status.withLockedValue { $0.refused(source, error: message, at: Date()) }
+                services.reloadRefusals.withLockedValue { $0[source] = message }
+                services.operations.metrics.recordReload(source: source.rawValue, succeeded: false)
                 configuration.log("reload of \(describe(source)) refused, keeping the previous one: \(message)")
             }
         }

@@ -50,6 +50,14 @@ public struct ProxyConfiguration: Sendable {
     public var watchLimit = WatchLimit()
     /// Event loop threads (the upstream pools live on the same loops).
     public var threads = System.coreCount
+    /// The admin listener (plain HTTP: `/metrics`, `/healthz`, `/readyz`); nil runs none.
+    public var admin: AdminListenerConfiguration?
+    /// One JSON line per request (see ``RequestRecord``).
+    public var accessLog: LogDestination = .off
+    /// One JSON line per API request: which peer read what, and the decision.
+    public var auditLog: LogDestination = .off
+    /// How often the upstream's `/readyz` is probed for the proxy's own `/readyz`.
+    public var readinessProbeInterval: Duration = .seconds(5)
 
     public init(upstream: UpstreamConfiguration, peersFile: String, policyDirectory: String, localClusterUUID: String) {
         self.upstream = upstream
@@ -82,13 +90,19 @@ final class ProxyServices: Sendable {
     let statistics = NIOLockedValueBox(ProxyStatistics())
     /// Non-nil when requests need a verified client certificate (see ``ProxyConfiguration/clientCertificateCAPEM``).
     let clientCertificateCheck: ClientCertificateCheck?
+    /// Metrics, logs and readiness (see ``ProxyOperations``).
+    let operations: ProxyOperations
+    /// Why the latest reload of each source was refused (the previous state
+    /// still serves); shown on `/readyz?verbose`. Cleared by a good reload.
+    let reloadRefusals = NIOLockedValueBox([ReloadSource: String]())
 
     /// The live request handlers of each event loop, so a shutdown can end
     /// their watches cleanly. Touched once per connection or stream, on its loop.
     let relays: [ObjectIdentifier: NIOLoopBoundBox<ActiveRelays>]
 
     init(admission: AdmissionPipeline, upstream: UpstreamClient, watchLimit: WatchLimit, responseHeaderTimeout: Duration,
-         clientCertificateCheck: ClientCertificateCheck? = nil, group: any EventLoopGroup) {
+         clientCertificateCheck: ClientCertificateCheck? = nil, group: any EventLoopGroup, operations: ProxyOperations) {
+        self.operations = operations
         self.admission = NIOLockedValueBox(admission)
         self.clientCertificateCheck = clientCertificateCheck
         self.upstream = upstream
@@ -125,7 +139,7 @@ final class ActiveRelays {
 }
 
 /// Counters of rare events on the data path (each costs a lock, so none
-/// is touched per chunk). The metrics endpoint will read these.
+/// is touched per chunk). `/metrics` reads them at scrape time.
 public struct ProxyStatistics: Sendable, Hashable {
     /// Times an upstream read was held because a client could not take more.
     public var upstreamReadsHeld = 0
@@ -148,17 +162,22 @@ public final class ProxyServer: Sendable {
     /// ``ProxyConfiguration/plainHTTP``, a generated one that is not served.
     public var certificates: ServingCertificates { currentCertificates.withLockedValue { $0 } }
     private let currentCertificates: NIOLockedValueBox<ServingCertificates>
+    /// The admin listener's port, when it runs.
+    public let adminPort: Int?
     private let server: HTTPServer
+    private let adminServer: HTTPServer?
     private let services: ProxyServices
     private let group: MultiThreadedEventLoopGroup
     private let reloader: ProxyReloader
     private let polling: Task<Void, Never>
     private let isShutDown = NIOLockedValueBox(false)
 
-    private init(port: Int, certificates: NIOLockedValueBox<ServingCertificates>, server: HTTPServer, services: ProxyServices,
-                 group: MultiThreadedEventLoopGroup, reloader: ProxyReloader, polling: Task<Void, Never>) {
+    private init(port: Int, certificates: NIOLockedValueBox<ServingCertificates>, server: HTTPServer, adminServer: HTTPServer?,
+                 services: ProxyServices, group: MultiThreadedEventLoopGroup, reloader: ProxyReloader, polling: Task<Void, Never>) {
         self.port = port
         self.currentCertificates = certificates
+        self.adminServer = adminServer
+        self.adminPort = adminServer?.port
         self.server = server
         self.services = services
         self.group = group
@@ -197,6 +216,7 @@ public final class ProxyServer: Sendable {
             clientCertificateCheck = ClientCertificateCheck(subject: configuration.clientSubject)
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        var operations: ProxyOperations?
         do {
             let upstream: UpstreamClient
             do {
@@ -205,9 +225,13 @@ public final class ProxyServer: Sendable {
                 throw ProxyConfigurationError(field: "upstream", problem: "\(error)")
             }
             upstream.token.startRefreshing(every: configuration.upstream.tokenRefreshInterval)
+            let ops = try ProxyOperations(configuration, upstream: upstream, group: group)
+            operations = ops
             let services = ProxyServices(admission: admission, upstream: upstream, watchLimit: configuration.watchLimit,
                                          responseHeaderTimeout: configuration.upstream.responseHeaderTimeout,
-                                         clientCertificateCheck: clientCertificateCheck, group: group)
+                                         clientCertificateCheck: clientCertificateCheck, group: group, operations: ops)
+            ops.registerComputedMetrics(services)
+            ops.probe.start()
             var serverConfiguration = HTTPServerConfiguration(host: configuration.host, port: configuration.port,
                                                               tls: configuration.plainHTTP ? nil : certificates)
             serverConfiguration.clientCertificateCAPEM = configuration.clientCertificateCAPEM
@@ -222,6 +246,17 @@ public final class ProxyServer: Sendable {
             } catch let error as NIOSSLError {
                 throw ProxyConfigurationError(field: "tlsCert", problem: "\(error)")
             }
+            var adminServer: HTTPServer?
+            if let admin = configuration.admin {
+                do {
+                    adminServer = try await HTTPServer.start(
+                        group: group, configuration: HTTPServerConfiguration(host: admin.host, port: admin.port, tls: nil),
+                        makeHandler: { _ in AdminHandler(services: services) })
+                } catch {
+                    try? await server.close()
+                    throw ProxyConfigurationError(field: "admin", problem: "cannot listen on \(admin.host):\(admin.port): \(error)")
+                }
+            }
             let current = NIOLockedValueBox(certificates)
             let reloader = ProxyReloader(configuration: configuration, services: services, server: server, certificates: current)
             let interval = configuration.reloadInterval
@@ -232,9 +267,10 @@ public final class ProxyServer: Sendable {
                     await reloader.check(forced: false)
                 }
             }
-            return ProxyServer(port: server.port, certificates: current, server: server, services: services, group: group,
-                               reloader: reloader, polling: polling)
+            return ProxyServer(port: server.port, certificates: current, server: server, adminServer: adminServer,
+                               services: services, group: group, reloader: reloader, polling: polling)
         } catch {
+            operations?.stop()
             try? await group.shutdownGracefully()
             throw error
         }
@@ -266,8 +302,23 @@ public final class ProxyServer: Sendable {
 
     /// Replaces the admission snapshot (a reload); requests in flight keep theirs.
     public func replaceAdmission(_ admission: AdmissionPipeline) {
-        services.admission.withLockedValue { $0 = admission }
+        let previous = services.admission.withLockedValue { current in
+            defer { current = admission }
+            return current
+        }
+        if previous.cache !== admission.cache { services.operations.retireTokenCache(previous.cache) }
     }
+
+    /// The proxy's Prometheus series; a reloader reports through ``ProxyMetrics/recordReload(source:succeeded:)``.
+    public var metrics: ProxyMetrics { services.operations.metrics }
+
+    /// Counts a reload of the peers file or the policy directory (`source`: `peers`, `policy`).
+    public func recordReload(source: String, succeeded: Bool) {
+        services.operations.metrics.recordReload(source: source, succeeded: succeeded)
+    }
+
+    /// What `/readyz` answers now.
+    public var readiness: ReadinessReport { services.readiness() }
 
     /// Stops accepting; ends open watches cleanly (so clients re-watch, from
     /// another replica) and lets short requests finish, for at most `grace`;
@@ -281,6 +332,7 @@ public final class ProxyServer: Sendable {
         }
         guard first else { return }
         polling.cancel()
+        services.operations.shuttingDown.withLockedValue { $0 = true }
         try? await server.close()
         let clock = ContinuousClock()
         let deadline = clock.now + grace
@@ -289,6 +341,8 @@ public final class ProxyServer: Sendable {
             try? await Task.sleep(for: .milliseconds(50))
         }
         try? await services.upstream.shutdown().get()
+        try? await adminServer?.close()
+        services.operations.stop()
         try await group.shutdownGracefully()
     }
 }

@@ -126,6 +126,20 @@ public enum RequestRejection: Error, Sendable, Hashable {
         }
     }
 
+    /// The parsed request, when the rejection came after parsing it.
+    public var attributes: RequestAttributes? {
+        switch self {
+        case .readOnly(_, let request), .forbidden(let request, _): request
+        case .badRequest, .impersonation, .unauthorized: nil
+        }
+    }
+
+    /// The peer whose token was verified before the refusal (only a policy denial has one).
+    public var authenticatedPeer: String? {
+        if case .forbidden(_, let peer) = self { return peer }
+        return nil
+    }
+
     /// A bounded label for the denials metric.
     public var metricLabel: String {
         switch self {

@@ -43,6 +43,9 @@ public struct UpstreamFailure: Error, Sendable, Hashable, CustomStringConvertibl
         case poolExhausted
         /// The ServiceAccount token file is missing or empty.
         case noCredentials
+        /// The API server answered 401 to the proxy's own ServiceAccount token:
+        /// the proxy's fault, never the peer's, so not relayed as a 401.
+        case credentialsRejected
     }
 
     public var kind: Kind
@@ -62,6 +65,9 @@ public struct UpstreamFailure: Error, Sendable, Hashable, CustomStringConvertibl
         switch kind {
         case .invalidConfiguration, .closedBeforeResponse:
             Status(message: "the upstream API server closed the connection before answering", reason: "InternalError",
+                   details: Status.Details(), code: 502)
+        case .credentialsRejected:
+            Status(message: "the API server rejected the proxy's credentials", reason: "InternalError",
                    details: Status.Details(), code: 502)
         case .connectFailed, .noCredentials:
             Status(message: "the server is currently unable to handle the request", reason: "ServiceUnavailable",

@@ -151,6 +151,97 @@ struct MetadataCommandTests {
         #expect(metadata.process.isRunning)
     }
 
+    @Test("--kubeconfig: root CA and ingress gateways from `isthmus apiserver`, objects made by kubectl; a status change is republished")
+    func fromKubernetesAPI() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try prepare(dir)
+        let kubeconfig = dir + "/kubeconfig"
+        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "metadata-reader",
+                                            "--cert-dir", dir + "/pki", "--kubeconfig-out", kubeconfig])
+        defer { apiserver.stop() }
+        #expect(apiserver.waitForLine(containing: "serving https://") != nil)
+        @discardableResult
+        func kubectl(_ args: [String], stdin: String? = nil) throws -> String {
+            let result = try CLI.runExecutable("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/kube-cache"] + args,
+                                               stdin: stdin)
+            #expect(result.status == 0, "kubectl \(args): \(result.stderr)")
+            return result.stdout
+        }
+        // `create -f` sends JSON; kubectl's typed `create namespace|configmap` would send protobuf,
+        // which the embedded API server does not speak.
+        try kubectl(["create", "-f", "-"], stdin: #"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"istio-system"}}"#)
+        try kubectl(["create", "-f", "-"], stdin: """
+            {"apiVersion":"v1","kind":"Service","metadata":{"name":"istio-ingressgateway","namespace":"istio-system"},
+             "spec":{"type":"LoadBalancer","selector":{"istio":"ingressgateway"},"ports":[{"name":"tls","port":15443}]},
+             "status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.30"}]}}}
+            """)
+
+        let metadataArgs = [
+            "metadata", "--listen", "127.0.0.1:0", "--cluster-uuid", clusterUUID, "--key", dir + "/self/public.pem",
+            "--kubeconfig", kubeconfig, "--root-ca-configmap", "istio-system/istio-ca-root-cert",
+            "--ingress-gateway-service", "istio-system/istio-ingressgateway",
+            "--api-host", "api.example.com", "--network-name", "network-a",
+            "--peers", dir + "/peers.json", "--write-ca", dir + "/serving-ca.crt", "--reload-interval", "1h",
+        ]
+        // Before istiod has written the ConfigMap: exit 2, naming the flag.
+        let early = try CLI.run(metadataArgs)
+        #expect(early.status == 2)
+        #expect(early.stderr == "isthmus metadata: --root-ca-configmap (rootCAConfigMap): configmap istio-system/istio-ca-root-cert not found\n")
+
+        let configMap = try kubectl(["create", "configmap", "istio-ca-root-cert", "-n", "istio-system",
+                                     "--from-file=root-cert.pem=\(dir)/root-cert.pem", "--dry-run=client", "-o", "json"])
+        try kubectl(["create", "-f", "-"], stdin: configMap)
+        let metadata = try RunningCommand(metadataArgs)
+        defer { metadata.stop() }
+        let line = try #require(metadata.waitForLine(containing: "serving https://"))
+        #expect(line.contains("(1 ingress gateways, 1 trusted peers)"), "\(line)")
+        let base = "https://127.0.0.1:\(try #require(RunningCommand.port(in: line)))/metadata"
+        let ca = dir + "/serving-ca.crt"
+        let rootCA = try String(contentsOfFile: dir + "/root-cert.pem", encoding: .utf8)
+        #expect(try curl(base + "/public/public.json", ca: ca).body.contains(Self.jsonEscaped(rootCA)))
+
+        let minted = try CLI.run(["token", "mint", "--key", dir + "/peer/private.pem", "--subject", peerUUID,
+                                  "--audience", clusterUUID, "--scope", "private-multicluster", "--ttl", "5m"])
+        let tokenFile = dir + "/token.header"
+        try "Authorization: Bearer \(minted.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\n"
+            .write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let first = try curl(base + "/private/multicluster.json", ca: ca, tokenFile: tokenFile)
+        #expect(first.code == 200)
+        #expect(first.body.contains(#""ingressGateways":[{"address":"203.0.113.30","port":15443}]"#), "\(first.body)")
+
+        // The load balancer's address changes; with a one-hour poll interval only the watch can tell the service.
+        try kubectl(["patch", "service", "istio-ingressgateway", "-n", "istio-system", "--subresource=status", "--type=merge",
+                     "-p", #"{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.31"}]}}}"#])
+        let deadline = Date().addingTimeInterval(30)
+        var served = first.body
+        while Date() < deadline {
+            served = try curl(base + "/private/multicluster.json", ca: ca, tokenFile: tokenFile).body
+            if served.contains(#""address":"203.0.113.31""#) { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(served.contains(#""ingressGateways":[{"address":"203.0.113.31","port":15443}]"#), "\(served)")
+    }
+
+    @Test("Kubernetes sources that cannot work exit 2 naming the flag")
+    func kubernetesSourceErrors() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try prepare(dir)
+        let common = ["metadata", "--listen", "127.0.0.1:0", "--cluster-uuid", clusterUUID, "--key", dir + "/self/public.pem",
+                      "--peers", dir + "/peers.json", "--network-name", "network-a", "--api-host", "api.example.com"]
+        let noKubeconfig = try CLI.run(common + ["--root-ca-configmap", "istio-system/istio-ca-root-cert",
+                                                 "--kubeconfig", dir + "/missing-kubeconfig"])
+        #expect(noKubeconfig.status == 2)
+        #expect(noKubeconfig.stderr.hasPrefix("isthmus metadata: --kubeconfig (kubeconfig): \(dir)/missing-kubeconfig"),
+                "\(noKubeconfig.stderr)")
+        let badReference = try CLI.run(common + ["--ingress-gateway-service", "istio-ingressgateway"])
+        #expect(badReference.status != 0)
+        #expect(badReference.stderr.contains("--ingress-gateway-service must be NAMESPACE/NAME"), "\(badReference.stderr)")
+        let noRootCA = try CLI.run(common)
+        #expect(noRootCA.stderr == "isthmus metadata: --root-ca (rootCA): must be set (or rootCAConfigMap)\n")
+    }
+
     /// A PEM as it appears inside a JSON string.
     static func jsonEscaped(_ text: String) -> String {
         text.replacingOccurrences(of: "\n", with: "\\n")

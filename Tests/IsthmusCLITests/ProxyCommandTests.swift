@@ -22,14 +22,16 @@ final class RunningCommand {
         try process.run()
     }
 
+    /// Everything read so far, so a later wait still finds an earlier line.
+    private var text = ""
+
     /// Reads until a line contains `marker`; returns that line (nil at EOF).
     func waitForLine(containing marker: String) -> String? {
-        var text = ""
         while true {
+            if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }) { return String(line) }
             let data = output.fileHandleForReading.availableData
             if data.isEmpty { return nil }
             text += String(decoding: data, as: UTF8.self)
-            if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }) { return String(line) }
         }
     }
 
@@ -38,9 +40,9 @@ final class RunningCommand {
         process.waitUntilExit()
     }
 
-    /// The port at the end of `serving https://127.0.0.1:PORT ...`.
-    static func port(in line: String) -> Int? {
-        guard let range = line.range(of: "https://127.0.0.1:") else { return nil }
+    /// The port at the end of `serving https://127.0.0.1:PORT ...` (or `http://` for the admin listener).
+    static func port(in line: String, scheme: String = "https") -> Int? {
+        guard let range = line.range(of: scheme + "://127.0.0.1:") else { return nil }
         return Int(line[range.upperBound...].prefix { $0.isNumber })
     }
 }
@@ -69,6 +71,11 @@ struct ProxyCommandTests {
         let noToken = try CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--token-file", dir + "/none"])
         #expect(noToken.status == 2)
         #expect(noToken.stderr.contains("isthmus proxy: --token-file: cannot read"), "\(noToken.stderr)")
+        let badAccessLog = try CLI.run(["proxy", "--upstream", "https://127.0.0.1:1", "--upstream-ca", dir + "/ca.crt",
+                                        "--token-file", dir + "/token", "--peers", "p", "--cluster-uuid", clusterUUID,
+                                        "--access-log", "syslog"])
+        #expect(badAccessLog.status == 2)
+        #expect(badAccessLog.stderr.contains("isthmus proxy: --access-log: must be 'stdout' or 'off', got 'syslog'"), "\(badAccessLog.stderr)")
     }
 
     @Test("a config file error is one line naming FILE:LINE:COL and the field, exit 2 before listening")
@@ -118,7 +125,7 @@ struct ProxyCommandTests {
             .joined(separator: "\n")
         try example.write(toFile: dir + "/proxy.yaml", atomically: true, encoding: .utf8)
         let proxy = try RunningCommand([
-            "proxy", "--config", dir + "/proxy.yaml", "--listen", "127.0.0.1:0",
+            "proxy", "--config", dir + "/proxy.yaml", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
             "--upstream", "https://127.0.0.1:\(upstreamPort)", "--upstream-ca", dir + "/pki/ca.crt",
             "--token-file", dir + "/token", "--peers", dir + "/peers.json", "--policies", CLI.repositoryRoot + "/policies",
             "--write-ca", dir + "/proxy-ca.crt",
@@ -150,9 +157,10 @@ struct ProxyCommandTests {
         let peers = try TrustedPeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
         try peers.encodedJSONString().write(toFile: dir + "/peers.json", atomically: true, encoding: .utf8)
         let proxy = try RunningCommand([
-            "proxy", "--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:\(upstreamPort)",
+            "proxy", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--upstream", "https://127.0.0.1:\(upstreamPort)",
             "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
             "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID, "--write-ca", dir + "/proxy-ca.crt",
+            "--admin-listen", "127.0.0.1:0", "--audit-log", dir + "/audit.log", "--readiness-probe-interval", "1s",
         ])
         defer { proxy.stop() }
         let proxyLine = try #require(proxy.waitForLine(containing: "serving https://"))
@@ -179,6 +187,40 @@ struct ProxyCommandTests {
         let list = try curl("/api/v1/namespaces", auth: true)
         #expect(list.hasSuffix("\n200") && list.contains("NamespaceList"), "\(list)")
         #expect(try curl("/api/v1/namespaces", auth: false).hasSuffix("\n401"))
+
+        // The admin listener: plain HTTP, /metrics counts what just happened, /readyz probes the upstream.
+        let adminLine = try #require(proxy.waitForLine(containing: "admin http://"))
+        let adminPort = try #require(RunningCommand.port(in: adminLine, scheme: "http"))
+        func admin(_ path: String) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            process.arguments = ["-sS", "-w", "\n%{http_code}", "http://127.0.0.1:\(adminPort)\(path)"]
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        let metrics = try admin("/metrics")
+        #expect(metrics.contains(#"isthmus_proxy_requests_total{peer="\#(peerUUID)",verb="list",resource="namespaces",code="200"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"isthmus_proxy_denials_total{reason="unauthorized"} 1"#), "\(metrics)")
+        var ready = ""
+        for _ in 0..<300 where !ready.hasSuffix("\n200") {
+            ready = try admin("/readyz?verbose")
+            if !ready.hasSuffix("\n200") { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready.contains("[+]upstream ok") && ready.hasSuffix("\n200"), "\(ready)")
+        // The audit log is written from its own thread: poll for the allowed list.
+        var audit = ""
+        for _ in 0..<300 where !audit.contains(#""resource":"namespaces""#) {
+            audit = (try? String(contentsOfFile: dir + "/audit.log", encoding: .utf8)) ?? ""
+            if !audit.contains(#""resource":"namespaces""#) { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(audit.contains(#""peer":"\#(peerUUID)","verb":"list","group":"","resource":"namespaces""#), "\(audit)")
+        #expect(audit.contains(#""decision":"allow""#) && audit.contains(#""decision":"deny""#), "\(audit)")
+        #expect(!audit.contains(token), "the audit log holds a token")
     }
 
     @Test("SIGHUP makes isthmus proxy re-read its peers file at once")
@@ -199,7 +241,7 @@ struct ProxyCommandTests {
         try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
         // The poll is an hour away: only SIGHUP can make the change visible.
         let proxy = try RunningCommand([
-            "proxy", "--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:\(upstreamPort)",
+            "proxy", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--upstream", "https://127.0.0.1:\(upstreamPort)",
             "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
             "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID, "--write-ca", dir + "/proxy-ca.crt",
             "--reload-interval", "1h",

@@ -21,7 +21,9 @@ struct MetadataHarness {
     var configFile: URL { directory.appendingPathComponent("metadata.yaml") }
     var caFile: URL { directory.appendingPathComponent("serving-ca.crt") }
 
-    static func start(plainHTTP: Bool = false, useConfigFile: Bool = false) async throws -> MetadataHarness {
+    /// `configure` adjusts the configuration last (e.g. to read the Kubernetes API).
+    static func start(plainHTTP: Bool = false, useConfigFile: Bool = false,
+                      configure: (inout MetadataServiceConfiguration) -> Void = { _ in }) async throws -> MetadataHarness {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-metadata-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let peerKey = SigningKeyPair()
@@ -56,6 +58,7 @@ struct MetadataHarness {
         }
         var configuration = MetadataServiceConfiguration(flags: flags, configFile: configFile)
         configuration.reloadInterval = .milliseconds(100)
+        configure(&configuration)
         let log = LogLines()
         let service = try await MetadataService.start(configuration) { log.append($0) }
         if let ca = service.server.certificates?.caCertificatePEM {

@@ -20,6 +20,9 @@ struct MetadataSettingsTests {
         peers: /etc/isthmus/peers/peers.json
         listen: 0.0.0.0:8443
         plainHTTP: true
+        kubeconfig: /etc/kube/config
+        rootCAConfigMap: istio-system/istio-ca-root-cert
+        ingressGatewayService: istio-system/istio-ingressgateway
         """
 
     @Test("every config key is read")
@@ -39,6 +42,25 @@ struct MetadataSettingsTests {
         #expect(settings.peersFile == "/etc/isthmus/peers/peers.json")
         #expect(settings.listen == "0.0.0.0:8443")
         #expect(settings.plainHTTP == true)
+        #expect(settings.kubeconfig == "/etc/kube/config")
+        #expect(settings.rootCAConfigMap == "istio-system/istio-ca-root-cert")
+        #expect(settings.ingressGatewayService == "istio-system/istio-ingressgateway")
+        // Files and configured gateways win, so the API is not needed.
+        #expect(!settings.readsKubernetes)
+        var fromAPI = settings
+        fromAPI.rootCAFile = nil
+        #expect(fromAPI.readsKubernetes)
+        fromAPI = settings
+        fromAPI.ingressGateways = nil
+        #expect(fromAPI.readsKubernetes)
+    }
+
+    @Test("NAMESPACE/NAME references", arguments: [
+        ("istio-system/istio-ingressgateway", ObjectReference(namespace: "istio-system", name: "istio-ingressgateway")),
+        ("istio-ingressgateway", nil), ("/name", nil), ("ns/", nil), ("a/b/c", nil),
+    ])
+    func objectReferences(_ text: String, _ expected: ObjectReference?) {
+        #expect(ObjectReference(parsing: text) == expected)
     }
 
     @Test("config file mistakes name the file and the key", arguments: [
@@ -46,6 +68,8 @@ struct MetadataSettingsTests {
         ("ingressGateways: [203.0.113.10]", #"metadata.yaml: ingressGateways[0]: expected ADDRESS:PORT, got "203.0.113.10""#),
         ("ingressGateways: [{address: gw}]", "metadata.yaml: ingressGateways[0].port: expected a port number"),
         ("plainHTTP: sometimes", "metadata.yaml: plainHTTP: expected true or false"),
+        ("rootCAConfigMap: istio-ca-root-cert", #"metadata.yaml: rootCAConfigMap: expected NAMESPACE/NAME, got "istio-ca-root-cert""#),
+        ("ingressGatewayService: [a]", "metadata.yaml: ingressGatewayService: expected a string"),
         ("apiHots: x", "metadata.yaml: apiHots: unknown setting"),
         ("- a list", "metadata.yaml: expected a mapping of settings"),
         ("apiHost: [", "metadata.yaml: not valid YAML"),

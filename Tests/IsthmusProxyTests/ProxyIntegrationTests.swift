@@ -278,9 +278,9 @@ struct ProxyIntegrationTests {
     func tokenRotation() async throws {
         let h = try await ProxyHarness.start(tokenFileContent: "stale-token\n")
         do {
-            // The upstream refuses the stale token; its 401 is relayed as is.
+            // The upstream refuses the stale token: the proxy's fault, a 502, not the peer's 401.
             let before = try await h.curl("/api/v1/namespaces/demo/services", token: h.peerToken)
-            #expect(before.code == 401, "\(before)")
+            #expect(before.code == 502 && before.body.contains("the API server rejected the proxy's credentials"), "\(before)")
             try (proxySAToken + "\n").write(to: h.tokenFile, atomically: true, encoding: .utf8)
             await eventually("the proxy picked up the rotated token") {
                 (try? await h.curl("/api/v1/namespaces/demo/services", token: h.peerToken).code) == 200

@@ -70,6 +70,11 @@ struct ProxyReloadTests {
         await eventually("the broken peers file is refused") { h.proxy.reloadStatus[.peers].failures == 1 }
         let status = h.proxy.reloadStatus[.peers]
         #expect(status.lastError != nil && status.successes == 0, "\(status)")
+        // Still ready (the previous peers serve), with the refusal in the detail and a metric.
+        let readiness = h.proxy.readiness
+        #expect(readiness.isReady)
+        #expect(readiness.body(verbose: true).contains("[+]peers ok (warning: last reload refused: "), "\(readiness.body(verbose: true))")
+        #expect(h.proxy.metrics.registry.exposition().contains(#"isthmus_proxy_reloads_total{source="peers",result="failure"} 1"#))
         #expect(try await h.curl("/api/v1/namespaces/demo/services", token: h.peerToken).code == 200)
         await h.stop()
     }

@@ -376,6 +376,63 @@ def test_a_policy_file_can_be_removed_or_replaced_from_values():
     assert proxy_rbac_grants(documents) == policy_grants({"x": CUSTOM_POLICY})
 
 
+def metadata_args(documents: list[dict]) -> list[str]:
+    return named(documents, "Deployment", "isthmus-metadata")["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def metadata_grants(documents: list[dict]) -> set[tuple]:
+    """(namespace or "*", resource, resourceName or "*", verb) the metadata ServiceAccount is granted."""
+    result = set()
+    for kind in ("Role", "ClusterRole"):
+        for role in of_kind(documents, kind):
+            if role["metadata"]["name"] != "isthmus-metadata":
+                continue
+            namespace = role["metadata"].get("namespace", "*")
+            for rule in role["rules"]:
+                assert rule["apiGroups"] == [""], role
+                result |= {(namespace, resource, name, verb) for resource in rule["resources"]
+                           for name in rule.get("resourceNames", ["*"]) for verb in rule["verbs"]}
+    return result
+
+
+def test_metadata_reads_root_ca_and_gateways_through_the_api_with_exactly_that_rbac():
+    documents = render(VARIATIONS["default"])
+    args = metadata_args(documents)
+    assert f"--root-ca-configmap={NAMESPACE}/istio-ca-root-cert" in args
+    assert "--ingress-gateway-service=istio-system/istio-ingressgateway" in args
+    assert not [a for a in args if a.startswith(("--root-ca=", "--ingress-gateway="))]
+    # Informers only list and watch; by-name watches use a metadata.name field selector.
+    assert metadata_grants(documents) == {
+        (NAMESPACE, "configmaps", "istio-ca-root-cert", "list"), (NAMESPACE, "configmaps", "istio-ca-root-cert", "watch"),
+        ("istio-system", "services", "istio-ingressgateway", "list"), ("istio-system", "services", "istio-ingressgateway", "watch"),
+        ("istio-system", "pods", "*", "list"), ("istio-system", "pods", "*", "watch"),
+        ("*", "nodes", "*", "list"), ("*", "nodes", "*", "watch"),
+    }
+    bindings = [b for b in of_kind(documents, "RoleBinding") + of_kind(documents, "ClusterRoleBinding")
+                if b["metadata"]["name"] == "isthmus-metadata"]
+    assert len(bindings) == 3
+    assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "isthmus-metadata", "namespace": NAMESPACE}] for b in bindings)
+
+    # Configured gateways: no discovery, so only the root CA ConfigMap.
+    configured = render(merged({"cluster": {"ingressGateways": ["203.0.113.10:15443"]}}))
+    assert not [a for a in metadata_args(configured) if a.startswith("--ingress-gateway-service")]
+    assert {(n, r) for n, r, _, _ in metadata_grants(configured)} == {(NAMESPACE, "configmaps")}
+
+    # Istio in the release's namespace: one Role holds every rule.
+    shared = render(merged({"istio": {"namespace": NAMESPACE, "ingressGatewayService": "ingressgateway"}}))
+    assert len([r for r in of_kind(shared, "Role") if r["metadata"]["name"] == "isthmus-metadata"]) == 1
+    assert (NAMESPACE, "services", "ingressgateway", "watch") in metadata_grants(shared)
+    assert f"--ingress-gateway-service={NAMESPACE}/ingressgateway" in metadata_args(shared)
+
+
+def test_metadata_args_are_flags_of_isthmus_metadata(variation):
+    name, _, documents = variation
+    help_text = subprocess.run([isthmus_binary(), "metadata", "--help"], capture_output=True, text=True, check=True).stdout
+    known = set(re.findall(r"(--[a-z0-9-]+)", help_text))
+    for arg in metadata_args(documents)[1:]:
+        assert arg.split("=", 1)[0] in known, f"{name}: {arg} is not an `isthmus metadata` flag"
+
+
 def test_controller_rbac_is_limited_to_its_objects():
     documents = render(VARIATIONS["default"])
     cluster_rules = named(documents, "ClusterRole", "isthmus-controller")["rules"]
