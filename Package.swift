@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "IsthmusKubeClient", targets: ["IsthmusKubeClient"]),
         .library(name: "IsthmusController", targets: ["IsthmusController"]),
         .library(name: "IsthmusMetadata", targets: ["IsthmusMetadata"]),
+        .library(name: "IsthmusControllerService", targets: ["IsthmusControllerService"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -128,12 +129,25 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // The controller's I/O: the Kubernetes client, metadata fetches, the
+        // round loop, leader election and the admin port around IsthmusController.
+        .target(
+            name: "IsthmusControllerService",
+            dependencies: [
+                "IsthmusController", "IsthmusKubeClient", "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         // The command implementations, kept in a library so tests can drive them.
         .target(
             name: "IsthmusCLI",
             dependencies: [
                 "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusProxy", "IsthmusMetadata",
+                "IsthmusControllerService", "IsthmusController", "IsthmusKubeClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]),
@@ -211,6 +225,12 @@ let package = Package(
             dependencies: [
                 "IsthmusMetadata", "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP", "IsthmusKubeClient",
                 "IsthmusFakeAPIServer",
+            ]),
+        .testTarget(
+            name: "IsthmusControllerServiceTests",
+            dependencies: [
+                "IsthmusControllerService", "IsthmusController", "IsthmusKubeClient", "IsthmusKubeTypes", "IsthmusTrust",
+                "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusMetadata", "IsthmusProxy",
             ]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(

@@ -27,7 +27,11 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "Directory of allowlist policies (*.yaml).")
     var policies = "policies"
 
+    @Option(help: "1: one cluster and a fake peer. 2: clusters A and B, each with proxy, metadata service and controller, paired by IstioMulticluster objects.")
+    var clusters = 1
+
     func validate() throws {
+        guard (1...2).contains(clusters) else { throw ValidationError("--clusters must be 1 or 2, got \(clusters)") }
         guard APIServerCommand.split(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, got '\(listen)'") }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: policies, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -43,6 +47,7 @@ struct DevCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if clusters == 2 { return try await runTwoClusters() }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let serviceAccountToken = "dev-sa-" + UUID().uuidString.lowercased()
         var apiConfiguration = FakeAPIServer.Configuration(tokens: [serviceAccountToken: "system:serviceaccount:isthmus:proxy"])

@@ -11,7 +11,7 @@ public struct IsthmusCommand: AsyncParsableCommand {
             policies/ permits, with tokens signed by keys the clusters exchanged.
             """,
         version: isthmusVersion,
-        subcommands: [KeysCommand.self, TokenCommand.self, PeersCommand.self, PolicyCommand.self, APIServerCommand.self, ProxyCommand.self, MetadataCommand.self, DevCommand.self]
+        subcommands: [KeysCommand.self, TokenCommand.self, PeersCommand.self, PolicyCommand.self, APIServerCommand.self, ProxyCommand.self, MetadataCommand.self, ControllerCommand.self, DevCommand.self]
     )
 
     public init() {}
