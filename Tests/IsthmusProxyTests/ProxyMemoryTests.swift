@@ -189,7 +189,8 @@ struct ProxyMemoryTests {
                                          notBefore: now - 10, expiresAt: now + 3600), with: peerKey)
             let client = try await WatchClient.open(
                 group: group, port: port, caPEM: try String(contentsOfFile: proxyCA, encoding: .utf8),
-                http2: clientProtocol == "h2", target: "/api/v1/namespaces/demo/services?watch=1", token: token)
+                http2: clientProtocol == "h2", target: "/api/v1/namespaces/demo/services?watch=1", token: token,
+                stopReadingAtHandshake: true)
             // The client stops reading at once and reads by hand only until the
             // response head is in: from then on it takes nothing at all.
             try await client.stopReading()

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// One watch request over TLS from a SwiftNIO client, HTTP/1.1 or HTTP/2, for
 /// tests that must control the client exactly: stop reading, reset the stream,
@@ -20,7 +21,10 @@ struct WatchClient {
     /// with `token`. A small fixed receive buffer (no autotuning) keeps what
     /// the kernel holds for a client that stops reading small and known.
     static func open(group: any EventLoopGroup, port: Int, caPEM: String, http2: Bool, target: String,
-                     token: String, receiveBuffer: Int = 64 * 1024) async throws -> WatchClient {
+                     token: String, receiveBuffer: Int = 64 * 1024,
+                     stopReadingAtHandshake: Bool = false) async throws -> WatchClient {
+        // stopReadingAtHandshake: HTTP/1.1 stops reading once TLS is up, HTTP/2 opens
+        // the request's stream not reading; either way before the response can flow.
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
         tls.applicationProtocols = [http2 ? "h2" : "http/1.1"]
@@ -35,6 +39,11 @@ struct WatchClient {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: nil))
+                    if stopReadingAtHandshake && !http2 {
+                        // Before the request is even sent, so however slow the test's
+                        // own task is to call stopReading(), nothing is read meanwhile.
+                        try sync.addHandler(StopReadingAtHandshake())
+                    }
                     if http2 {
                         // With the TLS handler, so the server's SETTINGS cannot be missed.
                         let multiplexer = try sync.configureHTTP2Pipeline(
@@ -56,6 +65,11 @@ struct WatchClient {
         if let multiplexer = multiplexerBox.withLockedValue({ $0 }) {
             stream = try await multiplexer.createStreamChannel { stream in
                 stream.eventLoop.makeCompletedFuture {
+                    if stopReadingAtHandshake {
+                        // The stream consumes nothing, so it grants the proxy no more
+                        // flow-control window than its initial one.
+                        try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                    }
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
                     try stream.pipeline.syncOperations.addHandler(CollectingHandler(received: received))
                 }
@@ -92,4 +106,17 @@ func timeUntil(from start: ContinuousClock.Instant, deadline: Duration = .second
         try? await Task.sleep(for: .milliseconds(5))
     }
     return nil
+}
+
+/// Turns autoRead off the moment TLS is up (HTTP/1.1 only: an HTTP/2 client
+/// must keep reading the connection's own frames).
+final class StopReadingAtHandshake: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 }
