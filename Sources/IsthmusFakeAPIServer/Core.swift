@@ -1,6 +1,7 @@
 import Foundation
 import IsthmusKubeTypes
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// One request as the handler saw it (the Authorization header is never kept).
 public struct RecordedRequest: Sendable {
@@ -74,7 +75,9 @@ public final class APIServerCore: Sendable {
     let maxWatchTimeout: Duration
     let uidCounter = NIOLockedValueBox<UInt64>(0)
 
-    init(store: Store, tokens: [String: String], bookmarkInterval: Duration, maxWatchTimeout: Duration) {
+    init(store: Store, tokens: [String: String], bookmarkInterval: Duration, maxWatchTimeout: Duration,
+         namespaceFinalizationDelay: Duration = .seconds(1)) {
+        self.namespaceFinalizationDelay = namespaceFinalizationDelay
         self.store = NIOLockedValueBox(store)
         self.tokens = tokens
         self.faults = NIOLockedValueBox(FaultInjection())
@@ -297,7 +300,19 @@ public final class APIServerCore: Sendable {
             return encode(object, code: 200, pretty: pretty)
 
         case "DELETE":
-            guard !r.name.isEmpty, r.subresource.isEmpty else { return status(.methodNotAllowed) }
+            guard r.subresource.isEmpty else { return status(.methodNotAllowed) }
+            if r.name.isEmpty {
+                // deletecollection; namespaces have none upstream (405).
+                guard type.groupResource != ResourceRegistry.namespaceResource else { return status(.methodNotAllowed) }
+                var options = ListOptions()
+                if let l = query["labelSelector"] { options.labelSelector = try LabelSelector(parsing: l) }
+                if let f = query["fieldSelector"] { options.fieldSelector = try FieldSelector(parsing: f) }
+                let list = try mutate(dryRun) { s throws(Status) in
+                    let deleted = try s.deleteCollection(type, namespace: r.namespace, options: options)
+                    return Self.listJSON(ListResult(type: type, items: deleted, resourceVersion: s.resourceVersion))
+                }
+                return encode(list, code: 200, pretty: pretty)
+            }
             var uid: String?
             var rv: String?
             if !request.body.isEmpty, let options = try? JSON(parsing: request.body) {
@@ -307,6 +322,7 @@ public final class APIServerCore: Sendable {
             let deleted = try mutate(dryRun) { s throws(Status) in
                 try s.delete(type, namespace: r.namespace, name: r.name, precondition: (uid, rv))
             }
+            if type.groupResource == ResourceRegistry.namespaceResource && !dryRun { finalizeNamespaceLater(r.name) }
             if type.isCustom {
                 // Custom resources answer a Success Status (fixture 51).
                 let s = Status(status: "Success", message: nil, reason: nil, details: Status.Details(
@@ -344,6 +360,19 @@ public final class APIServerCore: Sendable {
             do throws(Status) { return .success(try body(s)) } catch { return .failure(error) }
         }
         return try result.get()
+    }
+
+    /// How long a deleted namespace stays `Terminating` before its contents and it are removed.
+    let namespaceFinalizationDelay: Duration
+    /// Set by the server: the loop that runs the namespace "controller"; its timers die with the server.
+    let timerLoop = NIOLockedValueBox<(any EventLoop)?>(nil)
+
+    /// Schedules what the namespace controller does after a namespace DELETE.
+    func finalizeNamespaceLater(_ name: String) {
+        guard let loop = timerLoop.withLockedValue({ $0 }) else { return }
+        loop.scheduleTask(in: TimeAmount(namespaceFinalizationDelay)) { [self] in
+            _ = try? mutate(false) { s throws(Status) in s.finalizeNamespace(name); return .null }
+        }
     }
 
     /// Set by the server: wakes the watchers after a commit.

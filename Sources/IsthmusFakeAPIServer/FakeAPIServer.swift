@@ -32,6 +32,9 @@ public final class FakeAPIServer: Sendable {
         public var maxWatchTimeout: Duration = .seconds(1800)
         /// Event loop threads.
         public var threads = System.coreCount
+        /// How long a deleted namespace shows `Terminating` before the simulated
+        /// namespace controller deletes its objects and then the namespace.
+        public var namespaceFinalizationDelay: Duration = .seconds(1)
 
         public init(tokens: [String: String]) {
             self.tokens = tokens
@@ -64,10 +67,12 @@ public final class FakeAPIServer: Sendable {
             certificates = try configuration.certificates ?? ServingCertificates.generate()
         }
         let core = APIServerCore(store: Store(historyCapacity: configuration.historyCapacity), tokens: configuration.tokens,
-                                 bookmarkInterval: configuration.bookmarkInterval, maxWatchTimeout: configuration.maxWatchTimeout)
+                                 bookmarkInterval: configuration.bookmarkInterval, maxWatchTimeout: configuration.maxWatchTimeout,
+                                 namespaceFinalizationDelay: configuration.namespaceFinalizationDelay)
         let hub = WatchHub()
         core.commitHook.withLockedValue { $0 = { hub.notifyAll() } }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        core.timerLoop.withLockedValue { $0 = group.next() }
         let server: HTTPServer
         do {
             server = try await HTTPServer.start(
@@ -140,10 +145,13 @@ public final class FakeAPIServer: Sendable {
         }
     }
 
+    /// Deletes as a DELETE would: a namespace turns `Terminating` and goes after `namespaceFinalizationDelay`.
     @discardableResult
     public func delete(resource: String, group: String = "", version: String? = nil, namespace: String = "", name: String) throws -> JSON {
         let t = try type(resource, group: group, version: version)
-        return try core.mutate(false) { s throws(Status) in try s.delete(t, namespace: namespace, name: name) }
+        let deleted = try core.mutate(false) { s throws(Status) in try s.delete(t, namespace: namespace, name: name) }
+        if t.groupResource == ResourceRegistry.namespaceResource { core.finalizeNamespaceLater(name) }
+        return deleted
     }
 
     public func get(resource: String, group: String = "", version: String? = nil, namespace: String = "", name: String) throws -> JSON {
