@@ -282,7 +282,14 @@ public struct Store: Sendable {
         case .merge:
             guard patchJSON.isObject else { throw Status.patchRejected }
             patched = Patcher.mergePatch(existing, patchJSON)
-        case .strategic, .apply, .applyCBOR:
+        case .strategic:
+            guard !type.isCustom else { throw Status.strategicMergeUnsupported }
+            guard patchJSON.isObject else { throw Status.patchRejected }
+            do { patched = try StrategicMerge.apply(existing, patchJSON, kind: type.kind) } catch {
+                guard case .invalid(let message) = error else { throw Status.patchRejected }
+                throw Status.internalError(message)
+            }
+        case .apply, .applyCBOR:
             guard patchJSON.isObject else { throw Status.patchRejected }
             patched = Patcher.mergePatch(existing, Patcher.stripDirectives(patchJSON))
         case .json:
