@@ -26,7 +26,8 @@ public final class FakeAPIServer: Sendable {
         public var plainHTTP = false
         /// Changes kept for watches and exact lists; older ones get 410 Expired.
         public var historyCapacity = 10_000
-        /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK (kube: about a minute).
+        /// The mean time between BOOKMARKs on a watch with `allowWatchBookmarks`
+        /// (kube: about a minute); each wait is jittered ±25% around it.
         public var bookmarkInterval: Duration = .seconds(60)
         /// Longest watch; `timeoutSeconds` can only shorten it (kube: 30 to 60 minutes).
         public var maxWatchTimeout: Duration = .seconds(1800)
