@@ -208,6 +208,14 @@ public final class APIServerCore: Sendable {
             guard let doc = try? ApplyDocument.parse(request.body) else { throw Status.badRequest("error decoding YAML") }
             return doc
         }
+        if contentType.hasPrefix("application/vnd.kubernetes.protobuf") {
+            do { return try ProtobufBody.decode(request.body) } catch {
+                switch error {
+                case .unsupportedKind: throw Status.unsupportedMediaType
+                case .malformed(let why): throw Status.badRequest("error decoding protobuf body: \(why)")
+                }
+            }
+        }
         guard contentType.hasPrefix("application/json") else { throw Status.unsupportedMediaType }
         do { return try JSON(parsing: request.body) } catch {
             throw Status.badRequest("error decoding body: \(error.description)")
