@@ -60,6 +60,8 @@ public struct WatchSetup: Sendable {
     public var plan: WatchPlan
     public var allowBookmarks: Bool
     public var timeout: Duration
+    /// `kubectl get -w`: each event's object is a one-row Table (fixture 28f).
+    public var asTable = false
 }
 
 /// Shared state of one fake API server. Decisions live here; the channel
@@ -248,7 +250,7 @@ public final class APIServerCore: Sendable {
                     var timeout = maxWatchTimeout
                     if let t = query["timeoutSeconds"].flatMap(Int.init), t > 0 { timeout = min(timeout, .seconds(t)) }
                     return .watch(WatchSetup(filter: WatchFilter(type: type, namespace: r.namespace, labelSelector: labelSelector, fieldSelector: fieldSelector),
-                                             plan: plan, allowBookmarks: options.allowWatchBookmarks, timeout: timeout))
+                                             plan: plan, allowBookmarks: options.allowWatchBookmarks, timeout: timeout, asTable: table))
                 }
                 if query["sendInitialEvents"] != nil {
                     throw Status.invalid(kind: "ListOptions", group: "meta.k8s.io", name: "", causes: [

@@ -207,8 +207,9 @@ final class WatchStream {
         }
     }
 
-    private func write(_ bytes: [UInt8]) {
+    private func write(_ event: [UInt8]) {
         guard !stopped else { return }
+        let bytes = setup.asTable ? tableEvent(event) : event
         context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
         eventsSent += 1
         if let cutAfter, eventsSent >= cutAfter {
@@ -218,6 +219,21 @@ final class WatchStream {
             cleanup()
             context.close(promise: nil)
         }
+    }
+
+    private var sentColumns = false
+
+    /// A watch event as a Table watch carries it: the object becomes a one-row
+    /// Table, with the column definitions in the first event only (fixture 28f).
+    private func tableEvent(_ bytes: [UInt8]) -> [UInt8] {
+        guard let event = try? JSON(parsing: bytes.last == 0x0A ? Array(bytes.dropLast()) : bytes),
+              let type = event["type"]?.stringValue, type != "ERROR", let object = event["object"]
+        else { return bytes }
+        let resourceVersion = UInt64(object.value(at: ["metadata", "resourceVersion"])?.stringValue ?? "") ?? 0
+        var table = Tables.table(ListResult(type: setup.filter.type, items: [object], resourceVersion: resourceVersion))
+        if sentColumns { table["columnDefinitions"] = .null }
+        sentColumns = true
+        return JSON.object([("type", .string(type)), ("object", table)]).bytes() + [0x0A]
     }
 
     /// Sends what the log holds past the cursor while the channel can take it.

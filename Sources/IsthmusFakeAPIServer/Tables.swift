@@ -94,7 +94,7 @@ enum Tables {
                      Column(name: "Port(s)", description: "The list of ports that are exposed by this service. More info: https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies"),
                      age,
                      Column(name: "Selector", description: "Route service traffic to pods with label keys and values matching this selector. If empty or not present, the service is assumed to have an external process managing its endpoints, which Kubernetes will not modify. Only applies to types ClusterIP, NodePort, and LoadBalancer. Ignored if type is ExternalName. More info: https://kubernetes.io/docs/concepts/services-networking/service/", priority: 1)],
-                    { o in [nameCell(o), .string(s(o, "spec", "type") ?? "ClusterIP"), .string(s(o, "spec", "clusterIP") ?? "<none>"),
+                    { o in [nameCell(o), .string(s(o, "spec", "type") ?? ""), .string(nonEmpty(s(o, "spec", "clusterIP"))),
                             .string(serviceExternalIP(o)), .string(servicePorts(o)), ageCell(o), .string(selector(o.value(at: ["spec", "selector"])))] })
         case ("", "pods"):
             return ([name,
@@ -182,6 +182,11 @@ enum Tables {
             default: return .string(String(decoding: value.bytes(), as: UTF8.self))
             }
         }
+    }
+
+    static func nonEmpty(_ text: String?) -> String {
+        guard let text, !text.isEmpty else { return "<none>" }
+        return text
     }
 
     static func selector(_ labels: JSON?) -> String {

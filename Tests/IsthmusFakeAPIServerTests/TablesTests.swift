@@ -170,4 +170,42 @@ struct TablesTests {
         #expect(rows.dropFirst().first?.prefix(4) == ["remote", "https://istio.remote.example.com/metadata/", "True", "2"])
         #expect(rows.dropFirst().first?.last == "true")
     }
+
+    @Test("kubectl get -w prints Table rows from a Table watch; events carry one-row Tables, columns only first (fixture 28f)")
+    func tableWatch() async throws {
+        let k = try await Kubectl.start()
+        defer { Task { try? await k.stop() } }
+        _ = try await k.ok("create", "-f", try k.file("ns.yaml", namespaceYAML))
+        _ = try await k.ok("create", "-f", try k.file("svc.yaml", serviceYAML))
+        let outFile = k.directory.appendingPathComponent("watch.out")
+        FileManager.default.createFile(atPath: outFile.path, contents: nil)
+        let (p, _, _) = try k.process(["get", "services", "-n", "demo", "-w"])
+        p.standardOutput = try FileHandle(forWritingTo: outFile)
+        try p.run()
+        defer { p.terminate() }
+        await eventually("kubectl opened its watch") { k.server.openWatchCount >= 1 }
+        try k.server.create(resource: "services", object: json(#"{"metadata":{"name":"late","namespace":"demo"},"spec":{"clusterIP":"10.96.7.7","ports":[{"port":90,"protocol":"TCP"}]}}"#))
+        await eventually("kubectl printed the new Service as a table row") {
+            let rows = tableRows((try? String(contentsOf: outFile, encoding: .utf8)) ?? "")
+            return rows.contains { $0.prefix(5) == ["late", "ClusterIP", "10.96.7.7", "<none>", "90/TCP"] }
+        }
+        let rows = tableRows((try? String(contentsOf: outFile, encoding: .utf8)) ?? "")
+        #expect(rows.first == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"])
+        #expect(rows.contains { $0.first == "web" })
+        let watchRequest = k.server.recentRequests.last { $0.uri.contains("watch=") }
+        #expect(watchRequest?.header("accept")?.contains("as=Table") == true)
+
+        // The wire shape, from a raw Table watch.
+        let url = "https://127.0.0.1:\(k.server.port)/api/v1/namespaces/demo/services?watch=true&resourceVersion=\(k.server.resourceVersion)&timeoutSeconds=3"
+        let watch = Task { try await curl(k, ["--http1.1", "-N", "-H", "Accept: application/json;as=Table;v=v1;g=meta.k8s.io,application/json", url]) }
+        await eventually("the raw watch is open") { k.server.openWatchCount >= 2 }
+        try k.server.mergePatch(resource: "services", namespace: "demo", name: "late", patch: json(#"{"metadata":{"labels":{"step":"2"}}}"#))
+        try k.server.mergePatch(resource: "services", namespace: "demo", name: "late", patch: json(#"{"metadata":{"labels":{"step":"3"}}}"#))
+        let lines = try await watch.value.stdout.split(separator: "\n").map { try JSON(parsing: String($0)) }
+        #expect(lines.count == 2)
+        #expect(lines.first?.value(at: ["object", "kind"]) == .string("Table"))
+        #expect(lines.first?.value(at: ["object", "columnDefinitions"])?.arrayValue?.count == 7)
+        #expect(lines.last?.value(at: ["object", "columnDefinitions"]) == .null)
+        #expect(lines.last?.value(at: ["object", "rows"])?.arrayValue?.first?.value(at: ["object", "metadata", "labels", "step"]) == .string("3"))
+    }
 }
