@@ -78,7 +78,7 @@ public final class APIServerCore: Sendable {
     let uidCounter = NIOLockedValueBox<UInt64>(0)
 
     init(store: Store, tokens: [String: String], bookmarkInterval: Duration, maxWatchTimeout: Duration,
-         namespaceFinalizationDelay: Duration = .seconds(1)) {
+         namespaceFinalizationDelay: Duration? = .seconds(1)) {
         self.namespaceFinalizationDelay = namespaceFinalizationDelay
         self.store = NIOLockedValueBox(store)
         self.tokens = tokens
@@ -373,14 +373,14 @@ public final class APIServerCore: Sendable {
     }
 
     /// How long a deleted namespace stays `Terminating` before its contents and it are removed.
-    let namespaceFinalizationDelay: Duration
+    let namespaceFinalizationDelay: Duration?
     /// Set by the server: the loop that runs the namespace "controller"; its timers die with the server.
     let timerLoop = NIOLockedValueBox<(any EventLoop)?>(nil)
 
     /// Schedules what the namespace controller does after a namespace DELETE.
     func finalizeNamespaceLater(_ name: String) {
-        guard let loop = timerLoop.withLockedValue({ $0 }) else { return }
-        loop.scheduleTask(in: TimeAmount(namespaceFinalizationDelay)) { [self] in
+        guard let delay = namespaceFinalizationDelay, let loop = timerLoop.withLockedValue({ $0 }) else { return }
+        loop.scheduleTask(in: TimeAmount(delay)) { [self] in
             _ = try? mutate(false) { s throws(Status) in s.finalizeNamespace(name); return .null }
         }
     }

@@ -34,8 +34,9 @@ public final class FakeAPIServer: Sendable {
         /// Event loop threads.
         public var threads = System.coreCount
         /// How long a deleted namespace shows `Terminating` before the simulated
-        /// namespace controller deletes its objects and then the namespace.
-        public var namespaceFinalizationDelay: Duration = .seconds(1)
+        /// namespace controller deletes its objects and then the namespace;
+        /// nil: it stays `Terminating` until `finalizeNamespace` is called.
+        public var namespaceFinalizationDelay: Duration? = .seconds(1)
 
         public init(tokens: [String: String]) {
             self.tokens = tokens
@@ -158,6 +159,15 @@ public final class FakeAPIServer: Sendable {
     public func get(resource: String, group: String = "", version: String? = nil, namespace: String = "", name: String) throws -> JSON {
         let t = try type(resource, group: group, version: version)
         return try core.read { s throws(Status) in try s.get(t, namespace: namespace, name: name) }
+    }
+
+    /// Runs the namespace controller's work for a `Terminating` namespace now:
+    /// its objects are deleted, then it. Returns false if it is not terminating.
+    @discardableResult
+    public func finalizeNamespace(_ name: String) -> Bool {
+        let done = core.store.withLockedValue { $0.finalizeNamespace(name) }
+        if done { core.onCommit() }
+        return done
     }
 
     /// The current global resourceVersion.

@@ -40,7 +40,8 @@ struct DeletionTests {
 
     @Test("kubectl delete namespace: Terminating, creates refused with 403, watchers see the DELETED events, then it is gone")
     func namespaceTermination() async throws {
-        let k = try await Kubectl.start { $0.namespaceFinalizationDelay = .seconds(3) }
+        // No automatic controller: the namespace stays Terminating until the test finalizes it.
+        let k = try await Kubectl.start { $0.namespaceFinalizationDelay = nil }
         defer { Task { try? await k.stop() } }
         _ = try await k.ok("create", "-f", try k.file("ns.yaml", namespaceYAML))
         _ = try await k.ok("create", "-f", try k.file("svc.yaml", serviceYAML))
@@ -64,12 +65,28 @@ struct DeletionTests {
         #expect(refused.status != 0)
         #expect(refused.stderr.contains(#"configmaps "late" is forbidden: unable to create new content in namespace demo because it is being terminated"#), "\(refused)")
 
-        // kubectl waits until the namespace is gone.
-        _ = try await k.ok("wait", "--for=delete", "namespace/demo", "--timeout=60s")
+        // kubectl waits (on a watch) until the namespace is gone.
+        let (waiter, _, _) = try k.process(["wait", "--for=delete", "namespace/demo", "--timeout=60s"])
+        try waiter.run()
+        await eventually("kubectl wait is watching") { k.server.openWatchCount >= 2 }
+        #expect(k.server.finalizeNamespace("demo"))
+        await Task.detached { waiter.waitUntilExit() }.value
+        #expect(waiter.terminationStatus == 0)
         #expect(throws: Status.self) { try k.server.get(resource: "services", namespace: "demo", name: "web") }
         await eventually("the watcher printed the ConfigMap's DELETED event") {
             let text = (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
             return text.contains(#"{"type":"DELETED","object":{"apiVersion":"v1","kind":"ConfigMap""#) && text.contains(#""name":"settings","namespace":"demo""#)
         }
+    }
+
+    @Test("with the default controller delay, kubectl delete namespace returns once the namespace is gone")
+    func namespaceControllerRuns() async throws {
+        let k = try await Kubectl.start()
+        defer { Task { try? await k.stop() } }
+        _ = try await k.ok("create", "-f", try k.file("ns.yaml", namespaceYAML))
+        try k.server.create(resource: "configmaps", object: configMap("settings"))
+        #expect(try await k.ok("delete", "namespace", "demo", "--timeout=60s").contains(#"namespace "demo" deleted"#))
+        #expect(throws: Status.self) { try k.server.get(resource: "namespaces", name: "demo") }
+        #expect(throws: Status.self) { try k.server.get(resource: "configmaps", namespace: "demo", name: "settings") }
     }
 }
