@@ -296,6 +296,8 @@ public final class APIServerCore: Sendable {
             guard let patchType = PatchType(contentType: request.header("content-type") ?? "") else {
                 throw Status.unsupportedMediaType
             }
+            // Checked before the object is looked up, as the patch handler does.
+            if patchType == .strategic && type.isCustom { throw Status.strategicMergeUnsupported }
             if patchType == .apply || patchType == .applyCBOR, (query["fieldManager"] ?? "").isEmpty {
                 throw Status.invalid(kind: "PatchOptions", group: "meta.k8s.io", name: "", causes: [
                     Status.Cause(reason: "FieldValueRequired", message: "Required value: is required for apply patch", field: "fieldManager"),

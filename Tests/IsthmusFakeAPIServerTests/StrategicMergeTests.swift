@@ -121,6 +121,10 @@ struct StrategicMergeTests {
         let refused = try await k.run("patch", "istiomulticluster", "remote", "-p", #"{"spec":{"a":2}}"#)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("application/strategic-merge-patch+json is not supported by deckhouse.io/v1alpha1, Kind=IstioMulticluster: the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"), "\(refused)")
+        // The media type is refused before the object is looked up: a missing object is 415 too.
+        let missing = try await curl(k, ["-X", "PATCH", "-H", "Content-Type: application/strategic-merge-patch+json", "--data", "{}",
+                                         "https://127.0.0.1:\(k.server.port)/apis/deckhouse.io/v1alpha1/istiomulticlusters/missing"])
+        #expect(missing.stdout.contains(#""reason":"UnsupportedMediaType""#) && missing.stdout.contains(#""code":415"#), "\(missing.stdout)")
         // kubectl label on a custom resource uses a merge patch.
         #expect(try await k.ok("label", "istiomulticluster", "remote", "step=2").contains("labeled"))
     }
