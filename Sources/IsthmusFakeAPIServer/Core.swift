@@ -1,6 +1,7 @@
 import Foundation
 import IsthmusKubeTypes
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// One request as the handler saw it (the Authorization header is never kept).
 public struct RecordedRequest: Sendable {
@@ -59,6 +60,8 @@ public struct WatchSetup: Sendable {
     public var plan: WatchPlan
     public var allowBookmarks: Bool
     public var timeout: Duration
+    /// `kubectl get -w`: each event's object is a one-row Table (fixture 28f).
+    public var asTable = false
 }
 
 /// Shared state of one fake API server. Decisions live here; the channel
@@ -74,7 +77,9 @@ public final class APIServerCore: Sendable {
     let maxWatchTimeout: Duration
     let uidCounter = NIOLockedValueBox<UInt64>(0)
 
-    init(store: Store, tokens: [String: String], bookmarkInterval: Duration, maxWatchTimeout: Duration) {
+    init(store: Store, tokens: [String: String], bookmarkInterval: Duration, maxWatchTimeout: Duration,
+         namespaceFinalizationDelay: Duration? = .seconds(1)) {
+        self.namespaceFinalizationDelay = namespaceFinalizationDelay
         self.store = NIOLockedValueBox(store)
         self.tokens = tokens
         self.faults = NIOLockedValueBox(FaultInjection())
@@ -205,6 +210,14 @@ public final class APIServerCore: Sendable {
             guard let doc = try? ApplyDocument.parse(request.body) else { throw Status.badRequest("error decoding YAML") }
             return doc
         }
+        if contentType.hasPrefix("application/vnd.kubernetes.protobuf") {
+            do { return try ProtobufBody.decode(request.body) } catch {
+                switch error {
+                case .unsupportedKind: throw Status.unsupportedMediaType
+                case .malformed(let why): throw Status.badRequest("error decoding protobuf body: \(why)")
+                }
+            }
+        }
         guard contentType.hasPrefix("application/json") else { throw Status.unsupportedMediaType }
         do { return try JSON(parsing: request.body) } catch {
             throw Status.badRequest("error decoding body: \(error.description)")
@@ -237,7 +250,7 @@ public final class APIServerCore: Sendable {
                     var timeout = maxWatchTimeout
                     if let t = query["timeoutSeconds"].flatMap(Int.init), t > 0 { timeout = min(timeout, .seconds(t)) }
                     return .watch(WatchSetup(filter: WatchFilter(type: type, namespace: r.namespace, labelSelector: labelSelector, fieldSelector: fieldSelector),
-                                             plan: plan, allowBookmarks: options.allowWatchBookmarks, timeout: timeout))
+                                             plan: plan, allowBookmarks: options.allowWatchBookmarks, timeout: timeout, asTable: table))
                 }
                 if query["sendInitialEvents"] != nil {
                     throw Status.invalid(kind: "ListOptions", group: "meta.k8s.io", name: "", causes: [
@@ -283,6 +296,8 @@ public final class APIServerCore: Sendable {
             guard let patchType = PatchType(contentType: request.header("content-type") ?? "") else {
                 throw Status.unsupportedMediaType
             }
+            // Checked before the object is looked up, as the patch handler does.
+            if patchType == .strategic && type.isCustom { throw Status.strategicMergeUnsupported }
             if patchType == .apply || patchType == .applyCBOR, (query["fieldManager"] ?? "").isEmpty {
                 throw Status.invalid(kind: "PatchOptions", group: "meta.k8s.io", name: "", causes: [
                     Status.Cause(reason: "FieldValueRequired", message: "Required value: is required for apply patch", field: "fieldManager"),
@@ -297,7 +312,19 @@ public final class APIServerCore: Sendable {
             return encode(object, code: 200, pretty: pretty)
 
         case "DELETE":
-            guard !r.name.isEmpty, r.subresource.isEmpty else { return status(.methodNotAllowed) }
+            guard r.subresource.isEmpty else { return status(.methodNotAllowed) }
+            if r.name.isEmpty {
+                // deletecollection; namespaces have none upstream (405).
+                guard type.groupResource != ResourceRegistry.namespaceResource else { return status(.methodNotAllowed) }
+                var options = ListOptions()
+                if let l = query["labelSelector"] { options.labelSelector = try LabelSelector(parsing: l) }
+                if let f = query["fieldSelector"] { options.fieldSelector = try FieldSelector(parsing: f) }
+                let list = try mutate(dryRun) { s throws(Status) in
+                    let deleted = try s.deleteCollection(type, namespace: r.namespace, options: options)
+                    return Self.listJSON(ListResult(type: type, items: deleted, resourceVersion: s.resourceVersion))
+                }
+                return encode(list, code: 200, pretty: pretty)
+            }
             var uid: String?
             var rv: String?
             if !request.body.isEmpty, let options = try? JSON(parsing: request.body) {
@@ -307,6 +334,7 @@ public final class APIServerCore: Sendable {
             let deleted = try mutate(dryRun) { s throws(Status) in
                 try s.delete(type, namespace: r.namespace, name: r.name, precondition: (uid, rv))
             }
+            if type.groupResource == ResourceRegistry.namespaceResource && !dryRun { finalizeNamespaceLater(r.name) }
             if type.isCustom {
                 // Custom resources answer a Success Status (fixture 51).
                 let s = Status(status: "Success", message: nil, reason: nil, details: Status.Details(
@@ -344,6 +372,19 @@ public final class APIServerCore: Sendable {
             do throws(Status) { return .success(try body(s)) } catch { return .failure(error) }
         }
         return try result.get()
+    }
+
+    /// How long a deleted namespace stays `Terminating` before its contents and it are removed.
+    let namespaceFinalizationDelay: Duration?
+    /// Set by the server: the loop that runs the namespace "controller"; its timers die with the server.
+    let timerLoop = NIOLockedValueBox<(any EventLoop)?>(nil)
+
+    /// Schedules what the namespace controller does after a namespace DELETE.
+    func finalizeNamespaceLater(_ name: String) {
+        guard let delay = namespaceFinalizationDelay, let loop = timerLoop.withLockedValue({ $0 }) else { return }
+        loop.scheduleTask(in: TimeAmount(delay)) { [self] in
+            _ = try? mutate(false) { s throws(Status) in s.finalizeNamespace(name); return .null }
+        }
     }
 
     /// Set by the server: wakes the watchers after a commit.

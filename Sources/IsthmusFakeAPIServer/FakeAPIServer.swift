@@ -26,12 +26,17 @@ public final class FakeAPIServer: Sendable {
         public var plainHTTP = false
         /// Changes kept for watches and exact lists; older ones get 410 Expired.
         public var historyCapacity = 10_000
-        /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK (kube: about a minute).
+        /// The mean time between BOOKMARKs on a watch with `allowWatchBookmarks`
+        /// (kube: about a minute); each wait is jittered ±25% around it.
         public var bookmarkInterval: Duration = .seconds(60)
         /// Longest watch; `timeoutSeconds` can only shorten it (kube: 30 to 60 minutes).
         public var maxWatchTimeout: Duration = .seconds(1800)
         /// Event loop threads.
         public var threads = System.coreCount
+        /// How long a deleted namespace shows `Terminating` before the simulated
+        /// namespace controller deletes its objects and then the namespace;
+        /// nil: it stays `Terminating` until `finalizeNamespace` is called.
+        public var namespaceFinalizationDelay: Duration? = .seconds(1)
 
         public init(tokens: [String: String]) {
             self.tokens = tokens
@@ -64,10 +69,12 @@ public final class FakeAPIServer: Sendable {
             certificates = try configuration.certificates ?? ServingCertificates.generate()
         }
         let core = APIServerCore(store: Store(historyCapacity: configuration.historyCapacity), tokens: configuration.tokens,
-                                 bookmarkInterval: configuration.bookmarkInterval, maxWatchTimeout: configuration.maxWatchTimeout)
+                                 bookmarkInterval: configuration.bookmarkInterval, maxWatchTimeout: configuration.maxWatchTimeout,
+                                 namespaceFinalizationDelay: configuration.namespaceFinalizationDelay)
         let hub = WatchHub()
         core.commitHook.withLockedValue { $0 = { hub.notifyAll() } }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        core.timerLoop.withLockedValue { $0 = group.next() }
         let server: HTTPServer
         do {
             server = try await HTTPServer.start(
@@ -140,15 +147,27 @@ public final class FakeAPIServer: Sendable {
         }
     }
 
+    /// Deletes as a DELETE would: a namespace turns `Terminating` and goes after `namespaceFinalizationDelay`.
     @discardableResult
     public func delete(resource: String, group: String = "", version: String? = nil, namespace: String = "", name: String) throws -> JSON {
         let t = try type(resource, group: group, version: version)
-        return try core.mutate(false) { s throws(Status) in try s.delete(t, namespace: namespace, name: name) }
+        let deleted = try core.mutate(false) { s throws(Status) in try s.delete(t, namespace: namespace, name: name) }
+        if t.groupResource == ResourceRegistry.namespaceResource { core.finalizeNamespaceLater(name) }
+        return deleted
     }
 
     public func get(resource: String, group: String = "", version: String? = nil, namespace: String = "", name: String) throws -> JSON {
         let t = try type(resource, group: group, version: version)
         return try core.read { s throws(Status) in try s.get(t, namespace: namespace, name: name) }
+    }
+
+    /// Runs the namespace controller's work for a `Terminating` namespace now:
+    /// its objects are deleted, then it. Returns false if it is not terminating.
+    @discardableResult
+    public func finalizeNamespace(_ name: String) -> Bool {
+        let done = core.store.withLockedValue { $0.finalizeNamespace(name) }
+        if done { core.onCommit() }
+        return done
     }
 
     /// The current global resourceVersion.

@@ -47,10 +47,12 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
         var headers: [(String, String)] = []
         for (name, value) in head.headers { headers.append((name, value)) }
-        let request = APIRequest(method: head.method.rawValue, uri: head.uri, headers: headers, body: body)
+        // HEAD is answered as GET without the body (Go's net/http drops it the same way).
+        let isHead = head.method == .HEAD
+        let request = APIRequest(method: isHead ? "GET" : head.method.rawValue, uri: head.uri, headers: headers, body: body)
         body = []
         var recorded = RecordedRequest(
-            method: request.method, uri: request.uri,
+            method: head.method.rawValue, uri: request.uri,
             headers: headers.map { $0.0.lowercased() == "authorization" ? ($0.0, "<redacted>") : $0 },
             http2: version == .http2, statusCode: nil)
         let response: APIResponse
@@ -71,21 +73,28 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.scheduleTask(in: TimeAmount(delay)) {
                 let (handler, context) = loopBound.value
-                handler.send(response, context: context, keepAlive: keepAlive)
+                handler.send(response, context: context, keepAlive: keepAlive, isHead: isHead)
             }
         } else {
-            send(response, context: context, keepAlive: keepAlive)
+            send(response, context: context, keepAlive: keepAlive, isHead: isHead)
         }
     }
 
-    private func send(_ response: APIResponse, context: ChannelHandlerContext, keepAlive: Bool) {
+    private func send(_ response: APIResponse, context: ChannelHandlerContext, keepAlive: Bool, isHead: Bool) {
         switch response {
+        case .watch where isHead:
+            // Headers only; an explicit zero length keeps the HTTP/1.1 encoder from framing a chunked body.
+            send(.full(code: 200, contentType: "application/json", body: [], extraHeaders: [], priorityAndFairness: true),
+                 context: context, keepAlive: keepAlive, isHead: false)
         case .full(let code, let contentType, let body, let extra, let pf):
+            // HEAD: the GET's headers, Content-Length included, and no body.
             var headers = KubeResponse.headers(contentType: contentType, contentLength: body.count, priorityAndFairness: pf, extra: extra)
             if version == .http1_1 && !keepAlive { headers.add(name: "Connection", value: "close") }
             let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: code), headers: headers)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            if !isHead {
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            }
             if version == .http1_1 && !keepAlive {
                 context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
             } else {
@@ -141,7 +150,7 @@ final class WatchStream {
     private var cursor: UInt64
     private var stopped = false
     private var timeoutTask: Scheduled<Void>?
-    private var bookmarkTask: RepeatedTask?
+    private var bookmarkTask: Scheduled<Void>?
     private var eventsSent = 0
     private let cutAfter: Int?
     private let closeWhenDone: Bool
@@ -178,17 +187,29 @@ final class WatchStream {
             bound.value.pump()
             bound.value.finish()
         }
-        if setup.allowBookmarks {
-            let interval = TimeAmount(core.bookmarkInterval)
-            bookmarkTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                bound.value.bookmark()
-            }
-        }
+        if setup.allowBookmarks { scheduleBookmark() }
         pump()
     }
 
-    private func write(_ bytes: [UInt8]) {
+    /// Watchers of one resource must not all bookmark in the same instant: each
+    /// wait is drawn around the configured mean, as the watch cache jitters its timer.
+    static func bookmarkDelay(mean: Duration, random: Double) -> Duration {
+        mean * (0.75 + 0.5 * min(max(random, 0), 1))
+    }
+
+    private func scheduleBookmark() {
         guard !stopped else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let delay = Self.bookmarkDelay(mean: core.bookmarkInterval, random: Double.random(in: 0...1))
+        bookmarkTask = context.eventLoop.scheduleTask(in: TimeAmount(delay)) {
+            bound.value.bookmark()
+            bound.value.scheduleBookmark()
+        }
+    }
+
+    private func write(_ event: [UInt8]) {
+        guard !stopped else { return }
+        let bytes = setup.asTable ? tableEvent(event) : event
         context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
         eventsSent += 1
         if let cutAfter, eventsSent >= cutAfter {
@@ -198,6 +219,21 @@ final class WatchStream {
             cleanup()
             context.close(promise: nil)
         }
+    }
+
+    private var sentColumns = false
+
+    /// A watch event as a Table watch carries it: the object becomes a one-row
+    /// Table, with the column definitions in the first event only (fixture 28f).
+    private func tableEvent(_ bytes: [UInt8]) -> [UInt8] {
+        guard let event = try? JSON(parsing: bytes.last == 0x0A ? Array(bytes.dropLast()) : bytes),
+              let type = event["type"]?.stringValue, type != "ERROR", let object = event["object"]
+        else { return bytes }
+        let resourceVersion = UInt64(object.value(at: ["metadata", "resourceVersion"])?.stringValue ?? "") ?? 0
+        var table = Tables.table(ListResult(type: setup.filter.type, items: [object], resourceVersion: resourceVersion))
+        if sentColumns { table["columnDefinitions"] = .null }
+        sentColumns = true
+        return JSON.object([("type", .string(type)), ("object", table)]).bytes() + [0x0A]
     }
 
     /// Sends what the log holds past the cursor while the channel can take it.

@@ -4,10 +4,7 @@ import IsthmusKubeTypes
 public enum PatchType: String, Sendable {
     case merge = "application/merge-patch+json"
     case json = "application/json-patch+json"
-    /// Served as a JSON merge patch with `$`-directives removed: lists are
-    /// replaced rather than merged by key. kubectl's client-side apply and
-    /// `kubectl patch` (default strategic) work with it for the fields Isthmus
-    /// and istiod use; a list merged by key is the one visible difference.
+    /// Built-in kinds only (`StrategicMerge`); custom resources answer 415.
     case strategic = "application/strategic-merge-patch+json"
     /// Server-side apply, served as a merge of the applied object (YAML or JSON).
     case apply = "application/apply-patch+yaml"
@@ -181,4 +178,12 @@ extension String {
         out += rest
         return out
     }
+}
+
+extension Status {
+    /// Custom resources have no Go types to take merge keys from: kube-apiserver
+    /// lists the patch types it accepts for them (no details key, as negotiation errors).
+    static let strategicMergeUnsupported = Status(
+        message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        reason: "UnsupportedMediaType", details: nil, code: 415)
 }

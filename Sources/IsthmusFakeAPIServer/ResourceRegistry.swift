@@ -28,10 +28,12 @@ public struct ResourceType: Sendable, Hashable {
     public var isCustom: Bool
     /// Whether writes bump `metadata.generation` on spec changes.
     public var tracksGeneration: Bool
+    /// A CRD version's `additionalPrinterColumns`; nil when it declares none (Tables then show Name and Age).
+    public var printerColumns: [PrinterColumn]?
 
     public init(group: String, version: String, resource: String, kind: String, singular: String? = nil,
                 namespaced: Bool, shortNames: [String] = [], categories: [String] = [], hasStatus: Bool = false,
-                isCustom: Bool = false, tracksGeneration: Bool = false) {
+                isCustom: Bool = false, tracksGeneration: Bool = false, printerColumns: [PrinterColumn]? = nil) {
         self.group = group
         self.version = version
         self.resource = resource
@@ -43,6 +45,7 @@ public struct ResourceType: Sendable, Hashable {
         self.hasStatus = hasStatus
         self.isCustom = isCustom
         self.tracksGeneration = tracksGeneration
+        self.printerColumns = printerColumns
     }
 
     public var groupResource: GroupResource { GroupResource(group: group, resource: resource) }
@@ -159,7 +162,8 @@ public struct ResourceRegistry: Sendable {
             let hasStatus = version.value(at: ["subresources", "status"]) != nil
             out.append(ResourceType(group: group, version: name, resource: plural, kind: kind, singular: singular,
                                     namespaced: namespaced, shortNames: shortNames, categories: categories,
-                                    hasStatus: hasStatus, isCustom: true, tracksGeneration: true))
+                                    hasStatus: hasStatus, isCustom: true, tracksGeneration: true,
+                                    printerColumns: PrinterColumn.columns(fromCRDVersion: version)))
         }
         return out
     }

@@ -195,8 +195,11 @@ public struct Store: Sendable {
         }
         try Self.validateName(name, type: type)
         if type.namespaced {
-            guard objects[ResourceRegistry.namespaceResource]?[namespace] != nil else {
+            guard let owner = objects[ResourceRegistry.namespaceResource]?[namespace] else {
                 throw Status.notFound(resource: "namespaces", name: namespace)
+            }
+            if owner.value(at: ["metadata", "deletionTimestamp"]) != nil {
+                throw Status.namespaceTerminating(resource: type.groupResource.description, name: name, group: type.group, namespace: namespace)
             }
         }
         let key = Self.key(namespace: type.namespaced ? namespace : "", name: name)
@@ -279,7 +282,14 @@ public struct Store: Sendable {
         case .merge:
             guard patchJSON.isObject else { throw Status.patchRejected }
             patched = Patcher.mergePatch(existing, patchJSON)
-        case .strategic, .apply, .applyCBOR:
+        case .strategic:
+            guard !type.isCustom else { throw Status.strategicMergeUnsupported }
+            guard patchJSON.isObject else { throw Status.patchRejected }
+            do { patched = try StrategicMerge.apply(existing, patchJSON, kind: type.kind) } catch {
+                guard case .invalid(let message) = error else { throw Status.patchRejected }
+                throw Status.internalError(message)
+            }
+        case .apply, .applyCBOR:
             guard patchJSON.isObject else { throw Status.patchRejected }
             patched = Patcher.mergePatch(existing, Patcher.stripDirectives(patchJSON))
         case .json:
@@ -335,11 +345,13 @@ public struct Store: Sendable {
         return object
     }
 
-    /// Deletes at once (no finalizers, no graceful deletion). Deleting a namespace
-    /// deletes its contents first, as the namespace controller would; deleting a
-    /// CRD deletes its objects and stops serving them.
+    /// Deletes at once (no finalizers, no graceful deletion), except a namespace:
+    /// it turns `Terminating` (a MODIFIED event) and `finalizeNamespace` later
+    /// removes its contents and then it, as the namespace controller would.
+    /// Deleting a CRD deletes its objects and stops serving them.
     public mutating func delete(_ type: ResourceType, namespace: String, name: String,
-                                precondition: (uid: String?, resourceVersion: String?) = (nil, nil)) throws(Status) -> JSON {
+                                precondition: (uid: String?, resourceVersion: String?) = (nil, nil),
+                                timestamp: String? = nil) throws(Status) -> JSON {
         let key = Self.key(namespace: type.namespaced ? namespace : "", name: name)
         guard let existing = objects[type.groupResource]?[key] else {
             throw Status.notFound(resource: type.resource, group: type.group, name: name)
@@ -353,12 +365,20 @@ public struct Store: Sendable {
                          reason: "Conflict", details: Status.Details(name: name, group: type.group.isEmpty ? nil : type.group, kind: type.resource), code: 409)
         }
         if type.groupResource == ResourceRegistry.namespaceResource {
-            for t in registry.types where t.namespaced {
-                let prefix = name + "/"
-                for childKey in (objects[t.groupResource]?.keys.filter { $0.hasPrefix(prefix) } ?? []).sorted() {
-                    removeObject(t, key: childKey)
-                }
+            if existing.value(at: ["metadata", "deletionTimestamp"]) != nil {
+                // Upstream's wording for a second DELETE while the controller empties it.
+                throw Status(message: "Operation cannot be fulfilled on namespaces \"\(name)\": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+                             reason: "Conflict", details: Status.Details(name: name, kind: "namespaces"), code: 409)
             }
+            // Fixture 53: 200 with the namespace, deletionTimestamp set, phase Terminating.
+            var object = existing
+            object.setValue(.string(timestamp ?? APIServerCore.timestamp()), at: ["metadata", "deletionTimestamp"])
+            object.setValue(.string("Terminating"), at: ["status", "phase"])
+            resourceVersion += 1
+            object.setValue(.string(String(resourceVersion)), at: ["metadata", "resourceVersion"])
+            object = Self.canonical(object, type: type)
+            commit(type: type, namespace: "", name: name, event: .modified, object: object, previous: existing)
+            return object
         }
         if type.groupResource == ResourceRegistry.crdResource {
             for t in ResourceRegistry.types(fromCRD: existing) {
@@ -370,6 +390,41 @@ public struct Store: Sendable {
             }
         }
         return removeObject(type, key: key) ?? existing
+    }
+
+    /// The namespace controller's work for a `Terminating` namespace: deletes
+    /// every object in it (DELETED events), then the namespace itself.
+    /// Returns false when the namespace is absent or not terminating.
+    @discardableResult
+    public mutating func finalizeNamespace(_ name: String) -> Bool {
+        guard let namespaceType = registry.types.first(where: { $0.groupResource == ResourceRegistry.namespaceResource }),
+              let existing = objects[ResourceRegistry.namespaceResource]?[name],
+              existing.value(at: ["metadata", "deletionTimestamp"]) != nil
+        else { return false }
+        let prefix = name + "/"
+        var seen: Set<GroupResource> = []
+        for t in registry.types where t.namespaced && seen.insert(t.groupResource).inserted {
+            for childKey in (objects[t.groupResource]?.keys.filter { $0.hasPrefix(prefix) } ?? []).sorted() {
+                removeObject(t, key: childKey)
+            }
+        }
+        removeObject(namespaceType, key: name)
+        return true
+    }
+
+    /// DELETE on a collection: every object the selectors match, deleted one by one.
+    public mutating func deleteCollection(_ type: ResourceType, namespace: String, options: ListOptions) throws(Status) -> [JSON] {
+        var listOptions = options
+        listOptions.limit = nil
+        listOptions.continueToken = nil
+        let matched = try list(type, namespace: namespace, options: listOptions).items
+        var deleted: [JSON] = []
+        for object in matched {
+            let name = object.value(at: ["metadata", "name"])?.stringValue ?? ""
+            let objectNamespace = object.value(at: ["metadata", "namespace"])?.stringValue ?? ""
+            deleted.append(try delete(type, namespace: objectNamespace, name: name))
+        }
+        return deleted
     }
 
     @discardableResult

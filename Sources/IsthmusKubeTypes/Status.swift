@@ -84,6 +84,15 @@ extension Status {
                       details: Details(name: name, group: group.isEmpty ? nil : group, kind: resource), code: 409)
     }
 
+    /// 403 from the NamespaceLifecycle admission plugin: a create in a `Terminating` namespace (fixture 53b).
+    public static func namespaceTerminating(resource: String, name: String, group: String = "", namespace: String) -> Status {
+        Status(message: "\(resource) \"\(name)\" is forbidden: unable to create new content in namespace \(namespace) because it is being terminated",
+               reason: "Forbidden",
+               details: Details(name: name, group: group.isEmpty ? nil : group, kind: resource.split(separator: ".").first.map(String.init),
+                                causes: [Cause(reason: "NamespaceTerminating", message: "namespace \(namespace) is being terminated", field: "metadata.namespace")]),
+               code: 403)
+    }
+
     public static func conflict(resource: String, group: String = "", name: String) -> Status {
         let qualified = group.isEmpty ? resource : "\(resource).\(group)"
         return Status(

@@ -104,8 +104,8 @@ func eventually(_ what: String, deadline: Duration = .seconds(60), sourceLocatio
     Issue.record("never happened: \(what)", sourceLocation: sourceLocation)
 }
 
-/// `kubectl create namespace NAME` sends a protobuf body, which this server answers
-/// with 415 (it speaks JSON only); manifests are JSON on the wire.
+/// A namespace manifest (`create -f` sends JSON; `kubectl create namespace`
+/// sends protobuf, see ProtobufBodyTests).
 let namespaceYAML = """
     apiVersion: v1
     kind: Namespace

@@ -234,13 +234,55 @@ struct StoreTests {
         #expect(main.value(at: ["status", "ready"]) == .bool(true))
     }
 
-    @Test("deleting a namespace deletes its objects first")
+    @Test("a deleted namespace is Terminating (fixture 53), refuses creates with the 403 of fixture 53b, then goes with its objects")
     func namespaceDelete() throws {
         var f = Fixture()
         try f.service("a")
-        _ = try f.store.delete(f.type("namespaces"), namespace: "", name: "fx")
+        let terminating = try f.store.delete(f.type("namespaces"), namespace: "", name: "fx", timestamp: "2026-11-25T16:57:46Z")
+        #expect(terminating.value(at: ["status", "phase"]) == .string("Terminating"))
+        #expect(terminating.value(at: ["metadata", "deletionTimestamp"]) == .string("2026-11-25T16:57:46Z"))
+        #expect(terminating.value(at: ["spec", "finalizers"]) == .array([.string("kubernetes")]))
+        #expect(f.store.log.entries(after: f.store.resourceVersion - 1, limit: 1)?.first?.type == .modified)
+        // Contents stay until the controller runs.
+        #expect(f.store.count(of: GroupResource(group: "", resource: "services")) == 1)
+        do {
+            try f.service("late")
+            Issue.record("created in a terminating namespace")
+        } catch let error as Status {
+            #expect(String(decoding: error.body, as: UTF8.self) == #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"services \"late\" is forbidden: unable to create new content in namespace fx because it is being terminated","reason":"Forbidden","details":{"name":"late","kind":"services","causes":[{"reason":"NamespaceTerminating","message":"namespace fx is being terminated","field":"metadata.namespace"}]},"code":403}"# + "\n")
+        }
+        do {
+            _ = try f.store.delete(f.type("namespaces"), namespace: "", name: "fx")
+            Issue.record("a second DELETE succeeded")
+        } catch {
+            #expect(error.code == 409 && error.message?.contains("The system is ensuring all content is removed from this namespace.") == true)
+        }
+        let before = f.store.resourceVersion
+        let finalized = f.store.finalizeNamespace("fx")
+        #expect(finalized)
+        let events = f.store.log.entries(after: before, limit: 10) ?? []
+        #expect(events.map(\.type) == [.deleted, .deleted])
+        #expect(events.map(\.name) == ["a", "fx"])
         #expect(f.store.count(of: GroupResource(group: "", resource: "services")) == 0)
-        #expect(throws: Status.notFound(resource: "services", name: "a")) { try f.store.get(f.type("services"), namespace: "fx", name: "a") }
+        #expect(throws: Status.notFound(resource: "namespaces", name: "fx")) { try f.store.get(f.type("namespaces"), namespace: "", name: "fx") }
+        let again = f.store.finalizeNamespace("fx")
+        #expect(!again)
+    }
+
+    @Test("deletecollection deletes what the label selector matches and nothing else")
+    func deleteCollection() throws {
+        var f = Fixture(namespaces: ["fx", "other"])
+        try f.service("a", labels: #"{"app":"fx"}"#)
+        try f.service("b", labels: #"{"app":"fx"}"#)
+        try f.service("c", labels: #"{"app":"keep"}"#)
+        try f.service("d", labels: #"{"app":"fx"}"#, namespace: "other")
+        var options = ListOptions()
+        options.labelSelector = try LabelSelector(parsing: "app=fx")
+        let deleted = try f.store.deleteCollection(f.type("services"), namespace: "fx", options: options)
+        #expect(deleted.compactMap { $0.value(at: ["metadata", "name"])?.stringValue } == ["a", "b"])
+        #expect(f.store.count(of: GroupResource(group: "", resource: "services")) == 2)
+        _ = try f.store.get(f.type("services"), namespace: "fx", name: "c")
+        _ = try f.store.get(f.type("services"), namespace: "other", name: "d")
     }
 }
 
