@@ -168,8 +168,8 @@ struct MetadataCommandTests {
             #expect(result.status == 0, "kubectl \(args): \(result.stderr)")
             return result.stdout
         }
-        // `create -f` sends JSON; kubectl's typed `create namespace|configmap` would send protobuf,
-        // which the embedded API server does not speak.
+        // `create -f` with JSON, the form every kind accepts (the embedded API server decodes
+        // protobuf bodies only for the kinds kubectl's typed generators create).
         try kubectl(["create", "-f", "-"], stdin: #"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"istio-system"}}"#)
         try kubectl(["create", "-f", "-"], stdin: """
             {"apiVersion":"v1","kind":"Service","metadata":{"name":"istio-ingressgateway","namespace":"istio-system"},
