@@ -357,17 +357,7 @@ private struct JSONReader {
                     positions = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($0.element.0, $0.offset) })
                 }
             }
-            skipWhitespace()
-            guard index < end else { throw fail(.unexpectedEnd) }
-            switch bytes[index] {
-            case UInt8(ascii: ","):
-                index += 1
-            case UInt8(ascii: "}"):
-                index += 1
-                return .object(members)
-            default:
-                throw fail(.unexpectedByte)
-            }
+            if try closes(UInt8(ascii: "}")) { return .object(members) }
         }
     }
 
@@ -383,17 +373,23 @@ private struct JSONReader {
         while true {
             skipWhitespace()
             elements.append(try parseValue(depth: depth))
-            skipWhitespace()
-            guard index < end else { throw fail(.unexpectedEnd) }
-            switch bytes[index] {
-            case UInt8(ascii: ","):
-                index += 1
-            case UInt8(ascii: "]"):
-                index += 1
-                return .array(elements)
-            default:
-                throw fail(.unexpectedByte)
-            }
+            if try closes(UInt8(ascii: "]")) { return .array(elements) }
+        }
+    }
+
+    /// After a member or an element: consumes a comma (false) or the closing bracket (true).
+    mutating func closes(_ closing: UInt8) throws(JSONParseError) -> Bool {
+        skipWhitespace()
+        guard index < end else { throw fail(.unexpectedEnd) }
+        switch bytes[index] {
+        case UInt8(ascii: ","):
+            index += 1
+            return false
+        case closing:
+            index += 1
+            return true
+        default:
+            throw fail(.unexpectedByte)
         }
     }
 
