@@ -37,10 +37,12 @@ let package = Package(
         // exactly as kube-apiserver's RequestInfo derives them. No I/O, no Foundation.
         .target(name: "IsthmusRequestInfo"),
         // Peer trust: Ed25519 keys as PEM, EdDSA JWTs, the trusted peers file,
-        // the verified-token cache. No network I/O.
+        // the verified-token cache. No network I/O. Reads JSON with
+        // IsthmusKubeTypes' reader in its strict mode.
         .target(
             name: "IsthmusTrust",
             dependencies: [
+                "IsthmusKubeTypes",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]),

@@ -21,6 +21,7 @@ let package = Package(
             dependencies: [
                 "CFuzzerDriver",
                 .product(name: "IsthmusTrust", package: "isthmus"),
+                .product(name: "IsthmusKubeTypes", package: "isthmus"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
     ],

@@ -151,40 +151,131 @@ public enum JSON: Sendable, Hashable {
 
 // MARK: - Parsing
 
-public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
+/// How strictly `JSON(parsing:options:)` reads a document.
+///
+/// Two presets, on purpose different:
+/// - ``goCompatible`` reads as Go's `encoding/json` does, because the API
+///   server emulation must accept what kube-apiserver accepts: a repeated
+///   member name keeps the last value, a lone surrogate escape or invalid
+///   UTF-8 in a string becomes U+FFFD.
+/// - ``strict`` refuses whatever two readers could read differently
+///   (RFC 8259 §4 leaves repeated names to the implementation; Go keeps the
+///   last, others the first), because a token carrying
+///   `{"aud":"us","aud":"them"}` would mean one thing to us and another to
+///   whatever logged or forwarded it. The token verifier and the peers file use it.
+///
+/// Both refuse control characters in strings, leading zeros, a byte order
+/// mark and trailing data, and cap nesting so hostile input cannot exhaust
+/// the stack.
+public struct JSONParseOptions: Sendable, Hashable {
+    /// Refuse a repeated member name in any object; otherwise the last value wins
+    /// (at the first occurrence's position), as in Go.
+    public var refusesDuplicateNames: Bool
+    /// Refuse lone surrogates in `\u` escapes and invalid UTF-8 in strings;
+    /// otherwise each becomes U+FFFD, as in Go.
+    public var refusesInvalidUnicode: Bool
+    /// Objects and arrays nested deeper than this are refused.
+    public var maximumDepth: Int
+
+    public init(refusesDuplicateNames: Bool, refusesInvalidUnicode: Bool, maximumDepth: Int) {
+        self.refusesDuplicateNames = refusesDuplicateNames
+        self.refusesInvalidUnicode = refusesInvalidUnicode
+        self.maximumDepth = maximumDepth
+    }
+
+    /// As Go's `encoding/json` reads request bodies; the default.
+    public static let goCompatible = JSONParseOptions(
+        refusesDuplicateNames: false, refusesInvalidUnicode: false, maximumDepth: 512)
+    /// For tokens and the peers file: three levels deep at most, so 32 is ample.
+    public static let strict = JSONParseOptions(
+        refusesDuplicateNames: true, refusesInvalidUnicode: true, maximumDepth: 32)
+}
+
+/// Why a document was refused, and the byte offset where that was found.
+public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Problem: Sendable, Hashable {
+        case unexpectedEnd
+        case unexpectedByte
+        case invalidNumber
+        case invalidEscape
+        /// Only under `refusesInvalidUnicode`.
+        case invalidUTF8
+        case controlCharacterInString
+        /// Only under `refusesDuplicateNames`; the offset is the repeated name's.
+        case duplicateName(String)
+        case tooDeep
+        case trailingData
+    }
+
     public var offset: Int
-    public var reason: String
+    public var problem: Problem
+
+    public init(offset: Int, problem: Problem) {
+        self.offset = offset
+        self.problem = problem
+    }
+
+    /// What is wrong, without the offset. Never echoes a long or unprintable name.
+    public var reason: String {
+        switch problem {
+        case .unexpectedEnd: "unexpected end of input"
+        case .unexpectedByte: "unexpected character"
+        case .invalidNumber: "invalid number"
+        case .invalidEscape: "invalid escape sequence"
+        case .invalidUTF8: "invalid UTF-8"
+        case .controlCharacterInString: "unescaped control character in a string"
+        case .duplicateName(let name):
+            name.utf8.count <= 64 && name.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }
+                ? "duplicate member name \"\(name)\"" : "duplicate member name"
+        case .tooDeep: "nesting too deep"
+        case .trailingData: "trailing data"
+        }
+    }
+
     public var description: String { "invalid JSON at offset \(offset): \(reason)" }
 }
 
 extension JSON {
-    public init(parsing text: String) throws(JSONParseError) {
-        try self.init(parsing: Array(text.utf8))
+    /// Parses one complete document; Go-compatible unless `options` says otherwise.
+    public init(parsing text: String, options: JSONParseOptions = .goCompatible) throws(JSONParseError) {
+        try self.init(parsing: Array(text.utf8), options: options)
     }
 
-    public init<Bytes: Collection>(parsing bytes: Bytes) throws(JSONParseError) where Bytes.Element == UInt8 {
-        var parser = JSONParser(bytes: Array(bytes))
-        parser.skipWhitespace()
-        let value = try parser.parseValue(depth: 0)
-        parser.skipWhitespace()
-        guard parser.index == parser.bytes.count else {
-            throw JSONParseError(offset: parser.index, reason: "trailing data")
+    /// Parses one complete document from bytes (`[UInt8]`, `Data`, a `ByteBuffer` view, ...).
+    public init<Bytes: Collection>(
+        parsing bytes: Bytes, options: JSONParseOptions = .goCompatible
+    ) throws(JSONParseError) where Bytes.Element == UInt8 {
+        var reader = JSONReader(bytes: Array(bytes), options: options)
+        reader.skipWhitespace()
+        let value = try reader.parseValue(depth: 0)
+        reader.skipWhitespace()
+        guard reader.index == reader.end else {
+            throw JSONParseError(offset: reader.index, problem: .trailingData)
         }
         self = value
     }
 }
 
-private struct JSONParser {
+/// One reader for both presets; `options` decides only duplicate names,
+/// invalid Unicode and the depth cap.
+private struct JSONReader {
     let bytes: [UInt8]
+    let end: Int
+    let options: JSONParseOptions
     var index = 0
-    static let maxDepth = 512
 
-    init(bytes: [UInt8]) { self.bytes = bytes }
+    init(bytes: [UInt8], options: JSONParseOptions) {
+        self.bytes = bytes
+        self.end = bytes.count
+        self.options = options
+    }
 
-    func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: index, reason: reason) }
+    func fail(_ problem: JSONParseError.Problem) -> JSONParseError {
+        JSONParseError(offset: index, problem: problem)
+    }
 
     mutating func skipWhitespace() {
-        while index < bytes.count {
+        while index < end {
             switch bytes[index] {
             case 0x20, 0x09, 0x0A, 0x0D: index += 1
             default: return
@@ -192,56 +283,14 @@ private struct JSONParser {
         }
     }
 
+    /// `depth` counts the objects and arrays around the value.
     mutating func parseValue(depth: Int) throws(JSONParseError) -> JSON {
-        guard depth < Self.maxDepth else { throw fail("nesting too deep") }
-        guard index < bytes.count else { throw fail("unexpected end") }
+        guard index < end else { throw fail(.unexpectedEnd) }
         switch bytes[index] {
         case UInt8(ascii: "{"):
-            index += 1
-            var members: [(String, JSON)] = []
-            skipWhitespace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                index += 1
-                return .object(members)
-            }
-            while true {
-                skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-                let key = try parseString()
-                skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                index += 1
-                skipWhitespace()
-                let value = try parseValue(depth: depth + 1)
-                // Last one wins, as in Go's encoding/json.
-                if let existing = members.firstIndex(where: { $0.0 == key }) {
-                    members[existing].1 = value
-                } else {
-                    members.append((key, value))
-                }
-                skipWhitespace()
-                guard index < bytes.count else { throw fail("unexpected end in object") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
-                throw fail("expected ',' or '}'")
-            }
+            return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["):
-            index += 1
-            var items: [JSON] = []
-            skipWhitespace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-                index += 1
-                return .array(items)
-            }
-            while true {
-                skipWhitespace()
-                items.append(try parseValue(depth: depth + 1))
-                skipWhitespace()
-                guard index < bytes.count else { throw fail("unexpected end in array") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
-                throw fail("expected ',' or ']'")
-            }
+            return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""):
             return .string(try parseString())
         case UInt8(ascii: "t"):
@@ -253,86 +302,178 @@ private struct JSONParser {
         case UInt8(ascii: "n"):
             try expectLiteral("null")
             return .null
-        default:
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return .number(try parseNumber())
+        default:
+            throw fail(.unexpectedByte)
         }
     }
 
     mutating func expectLiteral(_ literal: StaticString) throws(JSONParseError) {
         let count = literal.utf8CodeUnitCount
-        guard index + count <= bytes.count else { throw fail("unexpected end") }
-        let ptr = literal.utf8Start
-        for i in 0..<count where bytes[index + i] != ptr[i] {
-            throw fail("invalid literal")
+        guard end - index >= count else { throw JSONParseError(offset: end, problem: .unexpectedEnd) }
+        let pointer = literal.utf8Start
+        for i in 0..<count where bytes[index + i] != pointer[i] {
+            throw JSONParseError(offset: index + i, problem: .unexpectedByte)
         }
         index += count
     }
 
+    mutating func parseObject(depth: Int) throws(JSONParseError) -> JSON {
+        guard depth <= options.maximumDepth else { throw fail(.tooDeep) }
+        index += 1  // {
+        var members: [(String, JSON)] = []
+        // Linear scans are cheapest for the handful of members a token has; an
+        // index takes over for big objects, so a hostile body stays linear.
+        var positions: [String: Int]? = nil
+        skipWhitespace()
+        if index < end, bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(members)
+        }
+        while true {
+            skipWhitespace()
+            guard index < end else { throw fail(.unexpectedEnd) }
+            guard bytes[index] == UInt8(ascii: "\"") else { throw fail(.unexpectedByte) }
+            let nameOffset = index
+            let name = try parseString()
+            let existing = positions.map { $0[name] } ?? members.firstIndex { $0.0 == name }
+            if existing != nil, options.refusesDuplicateNames {
+                throw JSONParseError(offset: nameOffset, problem: .duplicateName(name))
+            }
+            skipWhitespace()
+            guard index < end else { throw fail(.unexpectedEnd) }
+            guard bytes[index] == UInt8(ascii: ":") else { throw fail(.unexpectedByte) }
+            index += 1
+            skipWhitespace()
+            let value = try parseValue(depth: depth)
+            if let existing {
+                members[existing].1 = value  // the last one wins, as in Go's encoding/json
+            } else {
+                members.append((name, value))
+                if positions != nil {
+                    positions![name] = members.count - 1
+                } else if members.count > 16 {
+                    positions = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($0.element.0, $0.offset) })
+                }
+            }
+            if try closes(UInt8(ascii: "}")) { return .object(members) }
+        }
+    }
+
+    mutating func parseArray(depth: Int) throws(JSONParseError) -> JSON {
+        guard depth <= options.maximumDepth else { throw fail(.tooDeep) }
+        index += 1  // [
+        var elements: [JSON] = []
+        skipWhitespace()
+        if index < end, bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return .array(elements)
+        }
+        while true {
+            skipWhitespace()
+            elements.append(try parseValue(depth: depth))
+            if try closes(UInt8(ascii: "]")) { return .array(elements) }
+        }
+    }
+
+    /// After a member or an element: consumes a comma (false) or the closing bracket (true).
+    mutating func closes(_ closing: UInt8) throws(JSONParseError) -> Bool {
+        skipWhitespace()
+        guard index < end else { throw fail(.unexpectedEnd) }
+        switch bytes[index] {
+        case UInt8(ascii: ","):
+            index += 1
+            return false
+        case closing:
+            index += 1
+            return true
+        default:
+            throw fail(.unexpectedByte)
+        }
+    }
+
+    /// RFC 8259 §6: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; returns the text.
     mutating func parseNumber() throws(JSONParseError) -> String {
         let start = index
-        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
-        func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
-        guard index < bytes.count, isDigit(bytes[index]) else { throw fail("invalid value") }
-        if bytes[index] == 0x30 {
+        if bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < end, isDigit(bytes[index]) else {
+            throw index < end ? fail(.invalidNumber) : fail(.unexpectedEnd)
+        }
+        if bytes[index] == UInt8(ascii: "0") {
             index += 1
+            if index < end, isDigit(bytes[index]) {
+                throw JSONParseError(offset: start, problem: .invalidNumber)  // leading zero
+            }
         } else {
-            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+            while index < end, isDigit(bytes[index]) { index += 1 }
         }
-        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+        if index < end, bytes[index] == UInt8(ascii: ".") {
             index += 1
-            guard index < bytes.count, isDigit(bytes[index]) else { throw fail("invalid number") }
-            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+            guard index < end, isDigit(bytes[index]) else { throw fail(.invalidNumber) }
+            while index < end, isDigit(bytes[index]) { index += 1 }
         }
-        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+        if index < end, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
             index += 1
-            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-            guard index < bytes.count, isDigit(bytes[index]) else { throw fail("invalid number") }
-            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+            if index < end, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index += 1
+            }
+            guard index < end, isDigit(bytes[index]) else { throw fail(.invalidNumber) }
+            while index < end, isDigit(bytes[index]) { index += 1 }
         }
         return String(decoding: bytes[start..<index], as: UTF8.self)
     }
 
-    mutating func parseHex4() throws(JSONParseError) -> UInt32 {
-        guard index + 4 <= bytes.count else { throw fail("short \\u escape") }
-        var value: UInt32 = 0
-        for _ in 0..<4 {
-            let b = bytes[index]
-            let digit: UInt32
-            switch b {
-            case 0x30...0x39: digit = UInt32(b - 0x30)
-            case 0x41...0x46: digit = UInt32(b - 0x41 + 10)
-            case 0x61...0x66: digit = UInt32(b - 0x61 + 10)
-            default: throw fail("invalid \\u escape")
-            }
-            value = value << 4 | digit
-            index += 1
+    func isDigit(_ b: UInt8) -> Bool {
+        b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")
+    }
+
+    /// The string's UTF-8 bytes as a String: validated, or repaired with U+FFFD as Go does.
+    func makeString(_ utf8: some Collection<UInt8>, offset: Int) throws(JSONParseError) -> String {
+        guard options.refusesInvalidUnicode else { return String(decoding: utf8, as: UTF8.self) }
+        guard let string = String(validating: utf8, as: UTF8.self) else {
+            throw JSONParseError(offset: offset, problem: .invalidUTF8)
         }
-        return value
+        return string
     }
 
     mutating func parseString() throws(JSONParseError) -> String {
         index += 1  // opening quote
-        var out: [UInt8] = []
-        var runStart = index
-        while true {
-            guard index < bytes.count else { throw fail("unterminated string") }
+        let start = index
+        // Fast path: no escapes, so the content is one slice of the input.
+        while index < end {
             let b = bytes[index]
             if b == UInt8(ascii: "\"") {
-                out.append(contentsOf: bytes[runStart..<index])
+                let string = try makeString(bytes[start..<index], offset: start)
                 index += 1
-                break
+                return string
             }
-            if b < 0x20 { throw fail("control character in string") }
+            if b == UInt8(ascii: "\\") { break }
+            if b < 0x20 { throw fail(.controlCharacterInString) }
+            index += 1
+        }
+        guard index < end else { throw fail(.unexpectedEnd) }
+
+        // Slow path: copy what we have and decode escapes.
+        var out = Array(bytes[start..<index])
+        while index < end {
+            let b = bytes[index]
+            if b == UInt8(ascii: "\"") {
+                let string = try makeString(out, offset: start)
+                index += 1
+                return string
+            }
+            if b < 0x20 { throw fail(.controlCharacterInString) }
             if b != UInt8(ascii: "\\") {
+                out.append(b)
                 index += 1
                 continue
             }
-            out.append(contentsOf: bytes[runStart..<index])
             index += 1
-            guard index < bytes.count else { throw fail("unterminated escape") }
-            let e = bytes[index]
+            guard index < end else { throw fail(.unexpectedEnd) }
+            let escape = bytes[index]
             index += 1
-            switch e {
+            switch escape {
             case UInt8(ascii: "\""): out.append(0x22)
             case UInt8(ascii: "\\"): out.append(0x5C)
             case UInt8(ascii: "/"): out.append(0x2F)
@@ -342,31 +483,77 @@ private struct JSONParser {
             case UInt8(ascii: "r"): out.append(0x0D)
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
-                var scalar = try parseHex4()
-                if scalar >= 0xD800 && scalar < 0xDC00 {
-                    // A high surrogate must be followed by a low one; Go replaces a lone one with U+FFFD.
-                    if index + 6 <= bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
-                        index += 2
-                        let low = try parseHex4()
-                        if low >= 0xDC00 && low < 0xE000 {
-                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        } else {
-                            scalar = 0xFFFD
-                        }
-                    } else {
-                        scalar = 0xFFFD
-                    }
-                } else if scalar >= 0xDC00 && scalar < 0xE000 {
-                    scalar = 0xFFFD
+                let first = try parseHex4()
+                var scalarValue = UInt32(first)
+                if (0xD800...0xDFFF).contains(first) {
+                    scalarValue = options.refusesInvalidUnicode ? try strictSurrogatePair(first) : goSurrogatePair(first)
                 }
-                let s = String(Character(Unicode.Scalar(scalar) ?? "\u{FFFD}"))
-                out.append(contentsOf: s.utf8)
+                guard let scalar = Unicode.Scalar(scalarValue) else { throw fail(.invalidEscape) }
+                UTF8.encode(scalar) { out.append($0) }
             default:
-                throw fail("invalid escape")
+                throw JSONParseError(offset: index - 1, problem: .invalidEscape)
             }
-            runStart = index
         }
-        return String(decoding: out, as: UTF8.self)
+        throw fail(.unexpectedEnd)
+    }
+
+    /// A high surrogate must be followed by an escaped low one; anything else is refused.
+    mutating func strictSurrogatePair(_ first: UInt16) throws(JSONParseError) -> UInt32 {
+        guard first <= 0xDBFF, end - index >= 6, bytes[index] == UInt8(ascii: "\\"),
+            bytes[index + 1] == UInt8(ascii: "u")
+        else { throw fail(.invalidEscape) }
+        index += 2
+        let second = try parseHex4()
+        guard (0xDC00...0xDFFF).contains(second) else { throw fail(.invalidEscape) }
+        return Self.combine(first, second)
+    }
+
+    /// Go's rule: a valid pair is consumed whole; otherwise the surrogate becomes
+    /// U+FFFD and whatever follows is read on its own.
+    mutating func goSurrogatePair(_ first: UInt16) -> UInt32 {
+        guard first <= 0xDBFF, end - index >= 6, bytes[index] == UInt8(ascii: "\\"),
+            bytes[index + 1] == UInt8(ascii: "u"), let second = hex4(at: index + 2),
+            (0xDC00...0xDFFF).contains(second)
+        else { return 0xFFFD }
+        index += 6
+        return Self.combine(first, second)
+    }
+
+    static func combine(_ high: UInt16, _ low: UInt16) -> UInt32 {
+        0x10000 + ((UInt32(high) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
+    }
+
+    /// Four hex digits at `position`, or nil.
+    func hex4(at position: Int) -> UInt16? {
+        guard end - position >= 4 else { return nil }
+        var value: UInt16 = 0
+        for b in bytes[position..<position + 4] {
+            let digit: UInt8
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = b - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = b - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = b - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            value = value << 4 | UInt16(digit)
+        }
+        return value
+    }
+
+    /// Reads four hex digits; the error points at the first bad one.
+    mutating func parseHex4() throws(JSONParseError) -> UInt16 {
+        guard end - index >= 4 else { throw JSONParseError(offset: end, problem: .unexpectedEnd) }
+        guard let value = hex4(at: index) else {
+            var bad = index
+            while bad < index + 4, hex4Digit(bytes[bad]) { bad += 1 }
+            throw JSONParseError(offset: bad, problem: .invalidEscape)
+        }
+        index += 4
+        return value
+    }
+
+    func hex4Digit(_ b: UInt8) -> Bool {
+        isDigit(b) || (b | 0x20 >= UInt8(ascii: "a") && b | 0x20 <= UInt8(ascii: "f"))
     }
 }
 

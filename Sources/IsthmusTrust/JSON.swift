@@ -1,24 +1,17 @@
-/// A small, strict JSON (RFC 8259) reader and the string escaping the
-/// writers in this module share.
+import IsthmusKubeTypes
+
+/// The strict view of JSON that tokens and the peers file are read through.
 ///
-/// Why not `JSONSerialization`/`JSONDecoder`:
-/// - **Duplicate member names are refused.** RFC 8259 §4 leaves their meaning
-///   to the implementation, and implementations disagree (Go's encoding/json
-///   keeps the last, many others the first). A token carrying
-///   `{"aud":"us","aud":"them"}` would then mean one thing to us and another
-///   to whatever logged or forwarded it. A document with a repeated name in
-///   any object is not valid here, in tokens and in the peers file alike.
-/// - **Integers stay integers.** Foundation turns every number into a Double
-///   first; `exp` values above 2^53 or `1e10` would silently round. Here a
-///   number is an `Int64` only when written as a plain integer that fits;
-///   anything else is `.nonInteger`, which no claim accepts.
-/// - **Speed.** The token path decodes two tiny objects per cold
-///   verification; this avoids bridging and `Any` boxes.
+/// The reader is IsthmusKubeTypes' `JSON(parsing:options: .strict)`: duplicate
+/// member names, lone surrogates, invalid UTF-8, leading zeros, a byte order
+/// mark and trailing data are all errors, and nesting is capped at 32 (see
+/// `JSONParseOptions` for why). This file adds what the claims need on top:
 ///
-/// Input is bytes. Invalid UTF-8, lone surrogates in `\u` escapes, control
-/// characters inside strings, a byte order mark, leading zeros and trailing
-/// data are all errors. Nesting is capped so hostile input cannot exhaust the
-/// stack.
+/// - **Integers stay integers.** A number is an `Int64` only when written as a
+///   plain integer that fits; anything else is `.nonInteger`, which no claim
+///   accepts. (Foundation would turn `exp` into a Double first, so values above
+///   2^53 or `1e10` would silently round.)
+/// - Errors whose descriptions never echo long or unprintable input.
 enum JSONValue: Equatable, Sendable {
     case object(JSONObject)
     case array([JSONValue])
@@ -41,9 +34,27 @@ enum JSONValue: Equatable, Sendable {
         case .null: "null"
         }
     }
+
+    init(_ json: JSON) {
+        switch json {
+        case .object(let members):
+            self = .object(JSONObject(members: members.map { JSONObject.Member(name: $0.0, value: JSONValue($0.1)) }))
+        case .array(let elements):
+            self = .array(elements.map(JSONValue.init))
+        case .string(let string):
+            self = .string(string)
+        case .number(let text):
+            // The reader has validated the text, so only plain integers that fit convert.
+            self = Int64(text).map(JSONValue.integer) ?? .nonInteger
+        case .bool(let bool):
+            self = .bool(bool)
+        case .null:
+            self = .null
+        }
+    }
 }
 
-/// Members in document order; names are unique (the reader enforces it).
+/// Members in document order; names are unique (the strict reader enforces it).
 struct JSONObject: Equatable, Sendable {
     struct Member: Equatable, Sendable {
         var name: String
@@ -59,17 +70,7 @@ struct JSONObject: Equatable, Sendable {
 }
 
 struct JSONError: Error, Hashable, Sendable, CustomStringConvertible {
-    enum Problem: Hashable, Sendable {
-        case unexpectedEnd
-        case unexpectedByte
-        case invalidNumber
-        case invalidEscape
-        case invalidUTF8
-        case controlCharacterInString
-        case duplicateName(String)
-        case tooDeep
-        case trailingData
-    }
+    typealias Problem = JSONParseError.Problem
 
     /// Byte offset where the problem was found.
     var offset: Int
@@ -92,304 +93,14 @@ struct JSONError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-struct JSONReader {
-    /// Deep enough for anything legitimate here (tokens and the peers file are
-    /// three levels at most), shallow enough that recursion is harmless.
-    static let maximumDepth = 32
-
-    private let bytes: [UInt8]
-    private var index: Int
-    private let end: Int
-
-    private init(_ bytes: [UInt8]) {
-        self.bytes = bytes
-        self.index = 0
-        self.end = bytes.count
-    }
-
-    /// Parses one complete JSON document.
+enum JSONReader {
+    /// Parses one complete JSON document strictly.
     static func parse<C: Collection<UInt8>>(_ input: C) throws(JSONError) -> JSONValue {
-        var reader = JSONReader(Array(input))
-        reader.skipWhitespace()
-        let value = try reader.parseValue(depth: 0)
-        reader.skipWhitespace()
-        guard reader.index == reader.end else {
-            throw JSONError(offset: reader.index, problem: .trailingData)
+        do {
+            return JSONValue(try JSON(parsing: input, options: .strict))
+        } catch {
+            throw JSONError(offset: error.offset, problem: error.problem)
         }
-        return value
-    }
-
-    private func fail(_ problem: JSONError.Problem) -> JSONError {
-        JSONError(offset: index, problem: problem)
-    }
-
-    private mutating func skipWhitespace() {
-        while index < end {
-            switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
-            default: return
-            }
-        }
-    }
-
-    private mutating func parseValue(depth: Int) throws(JSONError) -> JSONValue {
-        guard index < end else { throw fail(.unexpectedEnd) }
-        switch bytes[index] {
-        case UInt8(ascii: "{"):
-            return .object(try parseObject(depth: depth + 1))
-        case UInt8(ascii: "["):
-            return try parseArray(depth: depth + 1)
-        case UInt8(ascii: "\""):
-            return .string(try parseString())
-        case UInt8(ascii: "t"):
-            try expectLiteral("true")
-            return .bool(true)
-        case UInt8(ascii: "f"):
-            try expectLiteral("false")
-            return .bool(false)
-        case UInt8(ascii: "n"):
-            try expectLiteral("null")
-            return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return try parseNumber()
-        default:
-            throw fail(.unexpectedByte)
-        }
-    }
-
-    private mutating func expectLiteral(_ literal: StaticString) throws(JSONError) {
-        let count = literal.utf8CodeUnitCount
-        guard end - index >= count else { throw JSONError(offset: end, problem: .unexpectedEnd) }
-        let pointer = literal.utf8Start
-        for i in 0..<count where bytes[index + i] != pointer[i] {
-            throw JSONError(offset: index + i, problem: .unexpectedByte)
-        }
-        index += count
-    }
-
-    private mutating func parseObject(depth: Int) throws(JSONError) -> JSONObject {
-        guard depth <= Self.maximumDepth else { throw fail(.tooDeep) }
-        index += 1  // {
-        var members: [JSONObject.Member] = []
-        // Linear scans are cheapest for the handful of members a token has;
-        // a set takes over for big objects such as a long peers file.
-        var names: Set<String>? = nil
-        skipWhitespace()
-        if index < end, bytes[index] == UInt8(ascii: "}") {
-            index += 1
-            return JSONObject(members: members)
-        }
-        while true {
-            skipWhitespace()
-            guard index < end else { throw fail(.unexpectedEnd) }
-            guard bytes[index] == UInt8(ascii: "\"") else { throw fail(.unexpectedByte) }
-            let nameOffset = index
-            let name = try parseString()
-            if var set = names {
-                guard set.insert(name).inserted else {
-                    throw JSONError(offset: nameOffset, problem: .duplicateName(name))
-                }
-                names = set
-            } else {
-                for member in members where member.name == name {
-                    throw JSONError(offset: nameOffset, problem: .duplicateName(name))
-                }
-                if members.count >= 15 {
-                    names = Set(members.map(\.name) + [name])
-                }
-            }
-            skipWhitespace()
-            guard index < end else { throw fail(.unexpectedEnd) }
-            guard bytes[index] == UInt8(ascii: ":") else { throw fail(.unexpectedByte) }
-            index += 1
-            skipWhitespace()
-            let value = try parseValue(depth: depth)
-            members.append(JSONObject.Member(name: name, value: value))
-            skipWhitespace()
-            guard index < end else { throw fail(.unexpectedEnd) }
-            switch bytes[index] {
-            case UInt8(ascii: ","):
-                index += 1
-            case UInt8(ascii: "}"):
-                index += 1
-                return JSONObject(members: members)
-            default:
-                throw fail(.unexpectedByte)
-            }
-        }
-    }
-
-    private mutating func parseArray(depth: Int) throws(JSONError) -> JSONValue {
-        guard depth <= Self.maximumDepth else { throw fail(.tooDeep) }
-        index += 1  // [
-        var elements: [JSONValue] = []
-        skipWhitespace()
-        if index < end, bytes[index] == UInt8(ascii: "]") {
-            index += 1
-            return .array(elements)
-        }
-        while true {
-            skipWhitespace()
-            elements.append(try parseValue(depth: depth))
-            skipWhitespace()
-            guard index < end else { throw fail(.unexpectedEnd) }
-            switch bytes[index] {
-            case UInt8(ascii: ","):
-                index += 1
-            case UInt8(ascii: "]"):
-                index += 1
-                return .array(elements)
-            default:
-                throw fail(.unexpectedByte)
-            }
-        }
-    }
-
-    /// RFC 8259 §6: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    private mutating func parseNumber() throws(JSONError) -> JSONValue {
-        let start = index
-        var negative = false
-        if bytes[index] == UInt8(ascii: "-") {
-            negative = true
-            index += 1
-        }
-        guard index < end, isDigit(bytes[index]) else {
-            throw index < end ? fail(.invalidNumber) : fail(.unexpectedEnd)
-        }
-        // Accumulate as a negative number so Int64.min is representable.
-        var value: Int64 = 0
-        var fits = true
-        if bytes[index] == UInt8(ascii: "0") {
-            index += 1
-            if index < end, isDigit(bytes[index]) {
-                throw JSONError(offset: start, problem: .invalidNumber)  // leading zero
-            }
-        } else {
-            while index < end, isDigit(bytes[index]) {
-                let digit = Int64(bytes[index] &- UInt8(ascii: "0"))
-                if fits {
-                    let (times10, o1) = value.multipliedReportingOverflow(by: 10)
-                    let (next, o2) = times10.subtractingReportingOverflow(digit)
-                    if o1 || o2 { fits = false } else { value = next }
-                }
-                index += 1
-            }
-        }
-        var integral = true
-        if index < end, bytes[index] == UInt8(ascii: ".") {
-            integral = false
-            index += 1
-            guard index < end, isDigit(bytes[index]) else { throw fail(.invalidNumber) }
-            while index < end, isDigit(bytes[index]) { index += 1 }
-        }
-        if index < end, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
-            integral = false
-            index += 1
-            if index < end, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
-                index += 1
-            }
-            guard index < end, isDigit(bytes[index]) else { throw fail(.invalidNumber) }
-            while index < end, isDigit(bytes[index]) { index += 1 }
-        }
-        guard integral, fits else { return .nonInteger }
-        if negative { return .integer(value) }
-        let (positive, overflow) = Int64(0).subtractingReportingOverflow(value)
-        return overflow ? .nonInteger : .integer(positive)
-    }
-
-    private func isDigit(_ b: UInt8) -> Bool {
-        b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")
-    }
-
-    private mutating func parseString() throws(JSONError) -> String {
-        index += 1  // opening quote
-        let start = index
-        // Fast path: no escapes, so the content is one slice of the input.
-        while index < end {
-            let b = bytes[index]
-            if b == UInt8(ascii: "\"") {
-                guard let string = String(validating: bytes[start..<index], as: UTF8.self) else {
-                    throw JSONError(offset: start, problem: .invalidUTF8)
-                }
-                index += 1
-                return string
-            }
-            if b == UInt8(ascii: "\\") { break }
-            if b < 0x20 { throw fail(.controlCharacterInString) }
-            index += 1
-        }
-        guard index < end else { throw fail(.unexpectedEnd) }
-
-        // Slow path: copy what we have and decode escapes.
-        var out = Array(bytes[start..<index])
-        while index < end {
-            let b = bytes[index]
-            if b == UInt8(ascii: "\"") {
-                guard let string = String(validating: out, as: UTF8.self) else {
-                    throw JSONError(offset: start, problem: .invalidUTF8)
-                }
-                index += 1
-                return string
-            }
-            if b < 0x20 { throw fail(.controlCharacterInString) }
-            if b != UInt8(ascii: "\\") {
-                out.append(b)
-                index += 1
-                continue
-            }
-            index += 1
-            guard index < end else { throw fail(.unexpectedEnd) }
-            let escape = bytes[index]
-            index += 1
-            switch escape {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C)
-            case UInt8(ascii: "/"): out.append(0x2F)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                let first = try parseHex4()
-                var scalarValue = UInt32(first)
-                if (0xD800...0xDBFF).contains(first) {
-                    // A high surrogate must be followed by an escaped low one.
-                    guard end - index >= 6, bytes[index] == UInt8(ascii: "\\"),
-                        bytes[index + 1] == UInt8(ascii: "u")
-                    else { throw fail(.invalidEscape) }
-                    index += 2
-                    let second = try parseHex4()
-                    guard (0xDC00...0xDFFF).contains(second) else { throw fail(.invalidEscape) }
-                    scalarValue = 0x10000 + ((UInt32(first) - 0xD800) << 10) + (UInt32(second) - 0xDC00)
-                } else if (0xDC00...0xDFFF).contains(first) {
-                    throw fail(.invalidEscape)
-                }
-                guard let scalar = Unicode.Scalar(scalarValue) else { throw fail(.invalidEscape) }
-                UTF8.encode(scalar) { out.append($0) }
-            default:
-                throw JSONError(offset: index - 1, problem: .invalidEscape)
-            }
-        }
-        throw fail(.unexpectedEnd)
-    }
-
-    private mutating func parseHex4() throws(JSONError) -> UInt16 {
-        guard end - index >= 4 else { throw JSONError(offset: end, problem: .unexpectedEnd) }
-        var value: UInt16 = 0
-        for _ in 0..<4 {
-            let b = bytes[index]
-            let digit: UInt8
-            switch b {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = b - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = b - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = b - UInt8(ascii: "A") + 10
-            default: throw fail(.invalidEscape)
-            }
-            value = value << 4 | UInt16(digit)
-            index += 1
-        }
-        return value
     }
 }
 

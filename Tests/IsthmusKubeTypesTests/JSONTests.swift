@@ -26,6 +26,54 @@ struct JSONTests {
         #expect(throws: JSONParseError.self) { try JSON(parsing: text) }
     }
 
+    @Test("Go-compatible reading: a repeated name keeps the last value at the first position")
+    func goDuplicates() throws {
+        let value = try JSON(parsing: #"{"a":1,"b":2,"a":3}"#)
+        #expect(value.serialized() == #"{"a":3,"b":2}"#)
+        // Past the size where the reader indexes names, the rule is the same.
+        let many = (0..<40).map { "\"k\($0)\":\($0)" }.joined(separator: ",")
+        let big = try JSON(parsing: "{\(many),\"k3\":\"last\",\"k39\":\"end\"}")
+        #expect(big.objectValue?.count == 40)
+        #expect(big["k3"] == .string("last"))
+        #expect(big.objectValue?[39].0 == "k39" && big["k39"] == .string("end"))
+    }
+
+    @Test("Go-compatible reading: lone surrogates and invalid UTF-8 become U+FFFD, as encoding/json does")
+    func goReplacement() throws {
+        #expect(try JSON(parsing: #""\ud800""#) == .string("\u{FFFD}"))
+        #expect(try JSON(parsing: #""x\udc00y""#) == .string("x\u{FFFD}y"))
+        // Go keeps the escape after a high surrogate that does not pair with it.
+        #expect(try JSON(parsing: #""\ud800\u0041""#) == .string("\u{FFFD}A"))
+        #expect(try JSON(parsing: #""\ud800\ud83d\ude00""#) == .string("\u{FFFD}😀"))
+        #expect(try JSON(parsing: [0x22, 0x61, 0xFF, 0x22]) == .string("a\u{FFFD}"))
+    }
+
+    @Test("strict reading refuses what Go-compatible reading repairs")
+    func strict() throws {
+        #expect(throws: JSONParseError(offset: 8, problem: .duplicateName("a"))) {
+            try JSON(parsing: #"{"a":1, "a":2}"#, options: .strict)
+        }
+        let many = (0..<40).map { "\"k\($0)\":\($0)" }.joined(separator: ",")
+        #expect(throws: JSONParseError.self) { try JSON(parsing: "{\(many),\"k3\":0}", options: .strict) }
+        #expect(throws: JSONParseError(offset: 7, problem: .invalidEscape)) {
+            try JSON(parsing: #""\ud800""#, options: .strict)
+        }
+        #expect(throws: JSONParseError(offset: 1, problem: .invalidUTF8)) {
+            try JSON(parsing: [0x22, 0x61, 0xFF, 0x22], options: .strict)
+        }
+        let deep = String(repeating: "[", count: 33) + String(repeating: "]", count: 33)
+        #expect(throws: JSONParseError(offset: 32, problem: .tooDeep)) { try JSON(parsing: deep, options: .strict) }
+        #expect((try? JSON(parsing: deep)) != nil)
+        #expect(try JSON(parsing: #"{"a":[1,"\u00e9"]}"#, options: .strict) == JSON(parsing: #"{"a":[1,"é"]}"#))
+    }
+
+    @Test("error descriptions give the offset and do not echo long names")
+    func errorDescriptions() {
+        #expect(JSONParseError(offset: 3, problem: .trailingData).description == "invalid JSON at offset 3: trailing data")
+        let long = String(repeating: "s", count: 100)
+        #expect(!JSONParseError(offset: 0, problem: .duplicateName(long)).description.contains(long))
+    }
+
     @Test("pretty output matches json.MarshalIndent with two spaces")
     func pretty() throws {
         let value = try JSON(parsing: #"{"a":{"b":[1,2]},"c":{},"d":[]}"#)

@@ -1,6 +1,7 @@
 import CFuzzerDriver
 import Crypto
 import Foundation
+import IsthmusKubeTypes
 import IsthmusTrust
 
 /// SwiftPM links executables with `main` renamed to `<Module>_main`.
@@ -37,7 +38,8 @@ private func base64url(_ bytes: [UInt8]) -> String {
 /// The first byte picks what the rest is:
 /// 0: a raw bearer token; 1: header JSON, a 0x0A byte, claims JSON, signed here
 /// with the trusted peer's key, so the claims reader is reached past the
-/// signature; 2: a trusted peers file; 3: PEM text with public keys.
+/// signature; 2: a trusted peers file, also read by both JSON modes;
+/// 3: PEM text with public keys.
 func fuzzOne(_ input: [UInt8]) {
     guard let mode = input.first else { return }
     let rest = Array(input.dropFirst())
@@ -52,6 +54,7 @@ func fuzzOne(_ input: [UInt8]) {
         check(signingInput + "." + base64url(Array(signature)))
     case 2:
         _ = try? TrustedPeers(json: rest)
+        checkModesAgree(rest)
     default:
         _ = try? PeerPublicKey.parseAll(pem: String(decoding: rest, as: UTF8.self))
     }
@@ -76,4 +79,11 @@ private func check(_ raw: String) {
     case .failure(let failure):
         if raw.utf8.count >= 16 { precondition(!failure.description.contains(raw), "a refusal quotes the token") }
     }
+}
+
+/// The strict mode only refuses more: whatever it accepts, the Go-compatible
+/// mode reads to the same value.
+private func checkModesAgree(_ bytes: [UInt8]) {
+    guard let strict = try? JSON(parsing: bytes, options: .strict) else { return }
+    precondition((try? JSON(parsing: bytes, options: .goCompatible)) == strict, "the JSON modes disagree")
 }
