@@ -116,7 +116,7 @@ enum RequestShape {
         var forward: [(name: String, value: String)] = []
         forward.reserveCapacity(head.headers.count)
         for header in head.headers {
-            let name = header.name.lowercased()
+            let name = header.name.lowercasedIfNeeded()
             switch name {
             case "authorization":
                 if case .none = authorization { authorization = .one(header.value) } else { authorization = .several }
@@ -142,6 +142,14 @@ enum RequestShape {
             if ForwardedHeaders.names.contains(name) { forward.append((name, header.value)) }
         }
         return Shaped(attributes: attributes, authorization: authorization, forwardHeaders: forward)
+    }
+}
+
+extension String {
+    /// Lowercased, without the copy when it already is (HTTP/2 field names
+    /// always are): header names are lowercased on every request.
+    func lowercasedIfNeeded() -> String {
+        utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") || $0 >= 0x80 }) ? lowercased() : self
     }
 }
 

@@ -18,7 +18,7 @@ enum HopByHop {
         for value in headers[canonicalForm: "connection"] { named.insert(value.lowercased()) }
         var out = HTTPHeaders()
         for (name, value) in headers {
-            let lower = name.lowercased()
+            let lower = name.lowercasedIfNeeded()
             if names.contains(lower) || named.contains(lower) { continue }
             out.add(name: name, value: value)
         }
