@@ -9,6 +9,8 @@ public struct AdmittedRequest: Sendable {
     public var peer: String
     /// The rule that allowed it, for the audit trail.
     public var rule: RuleReference?
+    /// The policy's reason for allowing it (`allowed by FILE:…`), built once per rule when the policy loaded.
+    public var reason: String
     /// The client's headers that may go upstream (see ``ForwardedHeaders``).
     /// The proxy adds its own `Authorization`; the client's never leaves.
     public var forwardHeaders: [(name: String, value: String)]
@@ -56,7 +58,7 @@ public struct AdmissionPipeline: Sendable {
         let verified = try authenticate(shaped.authorization, now: now)
         let decision = policy.decide(shaped.attributes, peer: verified.peer)
         guard decision.allowed else { throw .forbidden(shaped.attributes, peer: verified.peer) }
-        return AdmittedRequest(attributes: shaped.attributes, peer: verified.peer, rule: decision.rule,
+        return AdmittedRequest(attributes: shaped.attributes, peer: verified.peer, rule: decision.rule, reason: decision.reason,
                                forwardHeaders: shaped.forwardHeaders)
     }
 

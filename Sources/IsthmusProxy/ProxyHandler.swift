@@ -160,7 +160,7 @@ final class ProxyHandler: ChannelInboundHandler {
         record.peer = admitted.peer
         record.attributes = admitted.attributes
         record.admitted = true
-        record.reason = admitted.rule.map { "allowed by \($0)" } ?? "allowed"
+        record.reason = admitted.reason
         self.record = record
         guard let token = services.upstream.token.current else {
             respond(upstreamFailure: UpstreamFailure(.noCredentials, "no ServiceAccount token"))
