@@ -646,7 +646,15 @@ extension JSON {
 
     static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    /// Appends `s` as a JSON string literal, escaped as Go's `encoding/json` does.
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
+        // Most strings need no escape: one scan and one bulk copy.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x3C || $0 == 0x3E || $0 == 0x26 || $0 == 0xE2 }) {
+            out.append(0x22)
+            out.append(contentsOf: s.utf8)
+            out.append(0x22)
+            return
+        }
         out.append(0x22)
         var utf8 = s.utf8.makeIterator()
         var pending: [UInt8] = []

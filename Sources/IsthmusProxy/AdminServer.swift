@@ -21,7 +21,8 @@ enum LocalEndpoint {
 
     /// The endpoint `target` names, if any (`/metrics` only where `metrics` is served).
     static func match(_ target: String, metrics: Bool) -> LocalEndpoint? {
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        // Runs on every proxied request: a slice, not an array of pieces.
+        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...]
         switch path {
         case "/healthz": return .healthz
         case "/readyz": return .readyz(verbose: ReadinessReport.isVerbose(target: target))

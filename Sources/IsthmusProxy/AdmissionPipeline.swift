@@ -9,6 +9,8 @@ public struct AdmittedRequest: Sendable {
     public var peer: String
     /// The rule that allowed it, for the audit trail.
     public var rule: RuleReference?
+    /// The policy's reason for allowing it (`allowed by FILE:…`), built once per rule when the policy loaded.
+    public var reason: String
     /// The client's headers that may go upstream (see ``ForwardedHeaders``).
     /// The proxy adds its own `Authorization`; the client's never leaves.
     public var forwardHeaders: [(name: String, value: String)]
@@ -56,7 +58,7 @@ public struct AdmissionPipeline: Sendable {
         let verified = try authenticate(shaped.authorization, now: now)
         let decision = policy.decide(shaped.attributes, peer: verified.peer)
         guard decision.allowed else { throw .forbidden(shaped.attributes, peer: verified.peer) }
-        return AdmittedRequest(attributes: shaped.attributes, peer: verified.peer, rule: decision.rule,
+        return AdmittedRequest(attributes: shaped.attributes, peer: verified.peer, rule: decision.rule, reason: decision.reason,
                                forwardHeaders: shaped.forwardHeaders)
     }
 
@@ -116,7 +118,7 @@ enum RequestShape {
         var forward: [(name: String, value: String)] = []
         forward.reserveCapacity(head.headers.count)
         for header in head.headers {
-            let name = header.name.lowercased()
+            let name = header.name.lowercasedIfNeeded()
             switch name {
             case "authorization":
                 if case .none = authorization { authorization = .one(header.value) } else { authorization = .several }
@@ -142,6 +144,14 @@ enum RequestShape {
             if ForwardedHeaders.names.contains(name) { forward.append((name, header.value)) }
         }
         return Shaped(attributes: attributes, authorization: authorization, forwardHeaders: forward)
+    }
+}
+
+extension String {
+    /// Lowercased, without the copy when it already is (HTTP/2 field names
+    /// always are): header names are lowercased on every request.
+    func lowercasedIfNeeded() -> String {
+        utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") || $0 >= 0x80 }) ? lowercased() : self
     }
 }
 

@@ -18,7 +18,7 @@ enum HopByHop {
         for value in headers[canonicalForm: "connection"] { named.insert(value.lowercased()) }
         var out = HTTPHeaders()
         for (name, value) in headers {
-            let lower = name.lowercased()
+            let lower = name.lowercasedIfNeeded()
             if names.contains(lower) || named.contains(lower) { continue }
             out.add(name: name, value: value)
         }
@@ -66,6 +66,7 @@ final class ProxyHandler: ChannelInboundHandler {
     /// When the upstream stream was asked for, for the upstream latency histogram.
     private var upstreamAskedAt: NIODeadline?
     private var countedAsOpenWatch = false
+    private var cachedRemoteAddress: String?
 
     init(services: ProxyServices, version: HTTPProtocolVersion) {
         self.services = services
@@ -159,7 +160,7 @@ final class ProxyHandler: ChannelInboundHandler {
         record.peer = admitted.peer
         record.attributes = admitted.attributes
         record.admitted = true
-        record.reason = admitted.rule.map { "allowed by \($0)" } ?? "allowed"
+        record.reason = admitted.reason
         self.record = record
         guard let token = services.upstream.token.current else {
             respond(upstreamFailure: UpstreamFailure(.noCredentials, "no ServiceAccount token"))
@@ -400,6 +401,14 @@ final class ProxyHandler: ChannelInboundHandler {
     }
 
     private func remoteAddress(_ context: ChannelHandlerContext) -> String {
+        // Formatted once per connection (HTTP/1.1) or stream, not per request.
+        if let cachedRemoteAddress { return cachedRemoteAddress }
+        let formatted = formatRemoteAddress(context)
+        cachedRemoteAddress = formatted
+        return formatted
+    }
+
+    private func formatRemoteAddress(_ context: ChannelHandlerContext) -> String {
         // An HTTP/2 stream's address is its connection's.
         let address = version == .http2 ? context.channel.parent?.remoteAddress : context.channel.remoteAddress
         guard let address, let ip = address.ipAddress, let port = address.port else { return "" }

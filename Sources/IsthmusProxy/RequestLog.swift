@@ -37,47 +37,44 @@ struct RequestRecord: Sendable {
     /// Why the upstream could not answer, when it could not.
     var upstreamError: String?
 
-    /// The access log line (JSON, no newline).
+    /// The access log line (JSON, no newline). Written as bytes, member by
+    /// member, without an intermediate `JSON` value: it runs once per request.
     func accessLogLine(duration: Double) -> [UInt8] {
-        var members: [(String, JSON)] = [
-            ("time", .string(RequestRecord.timestamp(startTime))),
-            ("remote", .string(remoteAddress)),
-            ("peer", .string(peer)),
-            ("method", .string(method)),
-            ("path", .string(target)),
-            ("status", .int(status)),
-            ("bytes", .int(bytes)),
-            ("duration", .number(RequestRecord.seconds(duration))),
-            ("protocol", .string(protocolName)),
-            ("userAgent", .string(userAgent)),
-        ]
-        if let upstreamError { members.append(("error", .string(upstreamError))) }
-        return JSON.object(members).bytes()
+        var line = JSONLine(capacity: 256 + target.utf8.count + userAgent.utf8.count)
+        line.member("time") { RequestRecord.writeTimestamp(startTime, into: &$0) }
+        line.string("remote", remoteAddress)
+        line.string("peer", peer)
+        line.string("method", method)
+        line.string("path", target)
+        line.int("status", status)
+        line.int("bytes", bytes)
+        line.member("duration") { RequestRecord.writeSeconds(duration, into: &$0) }
+        line.string("protocol", protocolName)
+        line.string("userAgent", userAgent)
+        if let upstreamError { line.string("error", upstreamError) }
+        return line.finish()
     }
 
     /// The audit line (JSON, no newline): who read what, and the decision.
     func auditLogLine(duration: Double) -> [UInt8] {
         let attributes = self.attributes
-        var members: [(String, JSON)] = [
-            ("time", .string(RequestRecord.timestamp(startTime))),
-            ("peer", .string(peer)),
-            ("verb", .string(attributes?.verb.rawValue ?? method.lowercased())),
-            ("group", .string(attributes?.apiGroup ?? "")),
-            ("resource", .string(attributes?.resource ?? "")),
-            ("subresource", .string(attributes?.subresource ?? "")),
-            ("namespace", .string(attributes?.namespace ?? "")),
-            ("name", .string(attributes?.name ?? "")),
-        ]
-        if let attributes, !attributes.isResourceRequest { members.append(("path", .string(attributes.path))) }
-        members += [
-            ("decision", .string(admitted ? "allow" : "deny")),
-            ("reason", .string(reason)),
-            ("status", .int(status)),
-            ("bytes", .int(bytes)),
-            ("duration", .number(RequestRecord.seconds(duration))),
-        ]
-        if let upstreamError { members.append(("error", .string(upstreamError))) }
-        return JSON.object(members).bytes()
+        var line = JSONLine(capacity: 320)
+        line.member("time") { RequestRecord.writeTimestamp(startTime, into: &$0) }
+        line.string("peer", peer)
+        line.string("verb", attributes?.verb.rawValue ?? method.lowercased())
+        line.string("group", attributes?.apiGroup ?? "")
+        line.string("resource", attributes?.resource ?? "")
+        line.string("subresource", attributes?.subresource ?? "")
+        line.string("namespace", attributes?.namespace ?? "")
+        line.string("name", attributes?.name ?? "")
+        if let attributes, !attributes.isResourceRequest { line.string("path", attributes.path) }
+        line.string("decision", admitted ? "allow" : "deny")
+        line.string("reason", reason)
+        line.int("status", status)
+        line.int("bytes", bytes)
+        line.member("duration") { RequestRecord.writeSeconds(duration, into: &$0) }
+        if let upstreamError { line.string("error", upstreamError) }
+        return line.finish()
     }
 
     /// The `requests_total` labels: peer only once authenticated, resource
@@ -89,22 +86,100 @@ struct RequestRecord: Sendable {
 
     /// RFC 3339 in UTC with milliseconds, as `2026-11-25T19:35:05.123Z`.
     static func timestamp(_ seconds: Double) -> String {
+        var out: [UInt8] = []
+        writeTimestamp(seconds, into: &out)
+        return String(decoding: out.dropFirst().dropLast(), as: UTF8.self)
+    }
+
+    /// ``timestamp(_:)`` as a JSON string, appended digit by digit.
+    static func writeTimestamp(_ seconds: Double, into out: inout [UInt8]) {
         var whole = time_t(seconds.rounded(.down))
         let millis = min(999, Int((seconds - Double(whole)) * 1000))
         var parts = tm()
         gmtime_r(&whole, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+        out.append(0x22)
+        appendDigits(Int(parts.tm_year) + 1900, width: 4, into: &out)
+        out.append(UInt8(ascii: "-"))
+        appendDigits(Int(parts.tm_mon) + 1, width: 2, into: &out)
+        out.append(UInt8(ascii: "-"))
+        appendDigits(Int(parts.tm_mday), width: 2, into: &out)
+        out.append(UInt8(ascii: "T"))
+        appendDigits(Int(parts.tm_hour), width: 2, into: &out)
+        out.append(UInt8(ascii: ":"))
+        appendDigits(Int(parts.tm_min), width: 2, into: &out)
+        out.append(UInt8(ascii: ":"))
+        appendDigits(Int(parts.tm_sec), width: 2, into: &out)
+        out.append(UInt8(ascii: "."))
+        appendDigits(millis, width: 3, into: &out)
+        out.append(UInt8(ascii: "Z"))
+        out.append(0x22)
     }
 
     /// Seconds with microsecond resolution, as a JSON number.
     static func seconds(_ value: Double) -> String {
+        var out: [UInt8] = []
+        writeSeconds(value, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func writeSeconds(_ value: Double, into out: inout [UInt8]) {
         let micros = Int((max(0, value) * 1_000_000).rounded())
-        let fraction = String(micros % 1_000_000)
-        return "\(micros / 1_000_000).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
+        appendDigits(micros / 1_000_000, width: 1, into: &out)
+        out.append(UInt8(ascii: "."))
+        appendDigits(micros % 1_000_000, width: 6, into: &out)
+    }
+
+    /// `value` (≥ 0) in decimal, zero-padded to at least `width` digits.
+    static func appendDigits(_ value: Int, width: Int, into out: inout [UInt8]) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var rest = max(0, value)
+            var count = 0
+            repeat {
+                buffer[buffer.count - 1 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            } while rest > 0 && count < buffer.count
+            while count < min(width, buffer.count) {
+                buffer[buffer.count - 1 - count] = UInt8(ascii: "0")
+                count += 1
+            }
+            out.append(contentsOf: buffer[(buffer.count - count)...])
+        }
+    }
+}
+
+/// A JSON object written member by member into bytes, in the order given.
+struct JSONLine {
+    private var bytes: [UInt8] = []
+
+    init(capacity: Int) {
+        bytes.reserveCapacity(capacity)
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    /// A member whose value `write` appends (already valid JSON).
+    mutating func member(_ name: StaticString, _ write: (inout [UInt8]) -> Void) {
+        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+        bytes.append(0x22)
+        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(0x22)
+        bytes.append(UInt8(ascii: ":"))
+        write(&bytes)
+    }
+
+    mutating func string(_ name: StaticString, _ value: String) {
+        member(name) { JSON.writeString(value, into: &$0) }
+    }
+
+    mutating func int(_ name: StaticString, _ value: Int) {
+        member(name) { $0.append(contentsOf: String(value).utf8) }
+    }
+
+    consuming func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
     }
 }

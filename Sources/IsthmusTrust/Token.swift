@@ -94,7 +94,7 @@ public struct BearerToken: Sendable, CustomStringConvertible, CustomDebugStringC
         guard rest.first == 0x20 else { return nil }
         while rest.first == 0x20 { rest = rest.dropFirst() }
         while rest.last == 0x20 { rest = rest.dropLast() }
-        guard !rest.isEmpty, !rest.contains(0x20), !rest.contains(0x09) else { return nil }
+        guard !rest.isEmpty, !rest.contains(where: { $0 == 0x20 || $0 == 0x09 }) else { return nil }
         self.rawValue = String(Substring(rest))
     }
 

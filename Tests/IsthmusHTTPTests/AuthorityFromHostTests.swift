@@ -41,6 +41,27 @@ struct AuthorityFromHostTests {
         #expect(head.headers["host"] == ["a.example"])
     }
 
+    @Test("the handler leaves the stream's pipeline after the request's header block (a watch does not keep it)",
+          arguments: [true, false])
+    func leavesAfterHead(hostOnly: Bool) throws {
+        let channel = try streamChannel()
+        defer { _ = try? channel.finish() }
+        let authority: [(String, String)] = hostOnly ? [("host", "a.example")] : [(":authority", "a.example")]
+        try channel.writeInbound(HTTP2Frame.FramePayload.headers(.init(
+            headers: HPACKHeaders([(":method", "GET"), (":scheme", "https"), (":path", "/version")] + authority))))
+        guard case .head(let head) = try channel.readInbound(as: HTTPServerRequestPart.self) else {
+            Issue.record("no request head")
+            return
+        }
+        #expect(head.headers["host"] == ["a.example"])
+        #expect(throws: ChannelPipelineError.self) {
+            try channel.pipeline.syncOperations.context(handlerType: AuthorityFromHostHandler.self)
+        }
+        // The rest of the stream still reaches the codec.
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+        #expect(try channel.readInbound(as: HTTPServerRequestPart.self) == .end(nil))
+    }
+
     @Test("a request with neither is still refused by the codec")
     func neither() throws {
         let channel = try streamChannel()

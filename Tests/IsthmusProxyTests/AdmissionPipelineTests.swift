@@ -62,6 +62,7 @@ struct AdmissionPipelineTests {
         #expect(admitted.attributes.resource == "endpointslices")
         #expect(admitted.forwardTarget == target)
         #expect(admitted.rule?.file == "istio-reader.yaml")
+        #expect(admitted.reason == "allowed by \(try #require(admitted.rule))")
         #expect(admitted.forwardHeaders.map(\.name) == ["accept", "user-agent", "accept-encoding"])
         #expect(admitted.forwardHeaders.map(\.value) == ["application/json", "pilot-discovery/1.27", "gzip"])
     }

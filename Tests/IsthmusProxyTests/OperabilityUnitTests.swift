@@ -135,6 +135,25 @@ struct OperabilityUnitTests {
         #expect(ProxyMetrics.verbLabel(nil, method: "BREW") == "other")
     }
 
+    @Test("log lines are written as bytes exactly as the JSON writer would: escapes, padding, microseconds")
+    func recordLineBytes() throws {
+        var record = RequestRecord(startTime: 946_684_800.0075, remoteAddress: "[::1]:80", method: "GET",
+                                   target: "/api/v1/pods?labelSelector=a<b&x=\"q\"", protocolName: "HTTP/1.1",
+                                   userAgent: "agent\n\u{2028}\\é\u{1}")
+        record.status = 200
+        record.bytes = 7
+        record.upstreamError = "tab\there"
+        let expected = JSON.object([
+            ("time", .string("2000-01-01T00:00:00.007Z")), ("remote", .string("[::1]:80")), ("peer", .string("")),
+            ("method", .string("GET")), ("path", .string(record.target)), ("status", .int(200)), ("bytes", .int(7)),
+            ("duration", .number("12.000050")), ("protocol", .string("HTTP/1.1")), ("userAgent", .string(record.userAgent)),
+            ("error", .string("tab\there")),
+        ])
+        #expect(String(decoding: record.accessLogLine(duration: 12.00005), as: UTF8.self) == expected.serialized())
+        #expect(String(decoding: record.accessLogLine(duration: 0), as: UTF8.self).contains(#""duration":0.000000,"#))
+        #expect(RequestRecord.timestamp(1_764_099_305.999_9) == "2025-11-25T19:35:05.999Z")
+    }
+
     @Test("a full log buffer drops lines and counts them; what fits is written in order")
     func lineWriterBound() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-log-\(UUID().uuidString)").path
