@@ -153,6 +153,14 @@ let package = Package(
             ]),
         .executableTarget(name: "isthmus", dependencies: ["IsthmusCLI"]),
 
+        // Test-only helpers shared by the test targets (eventually, child
+        // processes); never a dependency of a product.
+        .target(
+            name: "IsthmusTestSupport",
+            path: "Tests/IsthmusTestSupport"),
+        .testTarget(
+            name: "IsthmusTestSupportTests",
+            dependencies: ["IsthmusTestSupport"]),
         .testTarget(
             name: "IsthmusRequestInfoTests",
             dependencies: [
