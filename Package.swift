@@ -184,7 +184,7 @@ let package = Package(
             dependencies: ["IsthmusKubeTypes"]),
         .testTarget(
             name: "IsthmusHTTPTests",
-            dependencies: [
+            dependencies: ["IsthmusTestSupport",
                 "IsthmusHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -205,7 +205,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "IsthmusProxyTests",
-            dependencies: [
+            dependencies: ["IsthmusTestSupport",
                 "IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusKubeTypes",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -218,7 +218,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "IsthmusKubeClientTests",
-            dependencies: [
+            dependencies: ["IsthmusTestSupport",
                 "IsthmusKubeClient", "IsthmusKubeTypes", "IsthmusFakeAPIServer", "IsthmusHTTP",
             ]),
         .testTarget(
@@ -230,20 +230,20 @@ let package = Package(
             ]),
         .testTarget(
             name: "IsthmusMetadataTests",
-            dependencies: [
+            dependencies: ["IsthmusTestSupport",
                 "IsthmusMetadata", "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP", "IsthmusKubeClient",
                 "IsthmusFakeAPIServer",
             ]),
         .testTarget(
             name: "IsthmusControllerServiceTests",
-            dependencies: [
+            dependencies: ["IsthmusTestSupport",
                 "IsthmusControllerService", "IsthmusController", "IsthmusKubeClient", "IsthmusKubeTypes", "IsthmusTrust",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusMetadata", "IsthmusProxy",
             ]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",
-            dependencies: ["isthmus", "IsthmusCLI", "IsthmusTrust", "IsthmusProxy"]),
+            dependencies: ["IsthmusTestSupport", "isthmus", "IsthmusCLI", "IsthmusTrust", "IsthmusProxy"]),
     ],
     swiftLanguageModes: [.v6]
 )

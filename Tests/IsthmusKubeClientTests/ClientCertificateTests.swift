@@ -1,6 +1,7 @@
 import Foundation
 import IsthmusKubeClient
 import IsthmusKubeTypes
+import IsthmusTestSupport
 import Testing
 
 /// Mutual TLS with the kubeconfig's client-certificate / client-key files,
@@ -53,7 +54,7 @@ import Testing
             server.waitUntilExit()
         }
         var port = ""
-        try await eventually(timeout: .seconds(30), "s_server to listen") {
+        await eventually("s_server to listen", deadline: .seconds(30)) {
             let log = (try? String(contentsOfFile: dir.path + "/s_server.log", encoding: .utf8)) ?? ""
             guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT ") }) else { return false }
             port = String(line.split(separator: ":").last ?? "")

@@ -193,15 +193,3 @@ struct ProxyHarness {
     }
 }
 
-/// Polls `condition` until it holds; fails the test after a generous deadline
-/// (a liveness check, never a timing assertion).
-func eventually(_ what: String, deadline: Duration = .seconds(30), sourceLocation: SourceLocation = #_sourceLocation,
-                _ condition: () async throws -> Bool) async rethrows {
-    let clock = ContinuousClock()
-    let end = clock.now + deadline
-    while clock.now < end {
-        if try await condition() { return }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    Issue.record("never happened: \(what)", sourceLocation: sourceLocation)
-}

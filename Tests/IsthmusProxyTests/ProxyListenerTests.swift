@@ -1,6 +1,7 @@
 import Foundation
 import IsthmusHTTP
 import IsthmusProxy
+import IsthmusTestSupport
 import Testing
 
 /// The base64 body of the first PEM certificate in `text`, for comparing certificates.
@@ -120,7 +121,7 @@ struct ProxyListenerTests {
 
         try second.certificatePEM.write(to: certFile, atomically: true, encoding: .utf8)
         try second.privateKeyPEM.write(to: keyFile, atomically: true, encoding: .utf8)
-        await eventually("new connections are served the second certificate") {
+        await eventually("new connections are served the second certificate", deadline: .seconds(30)) {
             (try? await h.servedCertificate()) == certificateBody(second.certificatePEM)
         }
         #expect(h.proxy.certificates.certificatePEM == second.certificatePEM)
@@ -128,7 +129,7 @@ struct ProxyListenerTests {
 
         // A half-written update: the first certificate with the second key.
         try first.certificatePEM.write(to: certFile, atomically: true, encoding: .utf8)
-        await eventually("the mismatched pair is refused") { h.proxy.reloadStatus[.servingCertificate].failures == 1 }
+        await eventually("the mismatched pair is refused", deadline: .seconds(30)) { h.proxy.reloadStatus[.servingCertificate].failures == 1 }
         #expect(h.proxy.reloadStatus[.servingCertificate].lastError?.contains("does not belong to the certificate") == true,
                 "\(h.proxy.reloadStatus)")
         #expect(try await h.servedCertificate() == certificateBody(second.certificatePEM))
