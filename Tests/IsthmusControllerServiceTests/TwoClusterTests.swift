@@ -167,29 +167,6 @@ func installIstioMulticlusterCRD(_ server: FakeAPIServer) throws {
     try server.create(resource: "customresourcedefinitions", group: "apiextensions.k8s.io", object: crd)
 }
 
-struct ProcessOutput: CustomStringConvertible {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
-}
-
-func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessOutput {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-    async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-    let (o, e) = await (stdout, stderr)
-    await Task.detached { p.waitUntilExit() }.value
-    return ProcessOutput(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-}
-
 @Suite(.serialized) struct TwoClusterTests {
     /// B with its key, and A trusting that key (as A's controller would once
     /// it read B's public metadata).
@@ -262,20 +239,20 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
         let kubeconfig = directory.appendingPathComponent("b-to-a.kubeconfig").path
         try Data(try #require(remote.data[PeerCluster.uuid])).write(to: URL(fileURLWithPath: kubeconfig))
         let cache = directory.appendingPathComponent("cache").path
-        let list = try await runProcess("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", cache, "get", "svc", "-A"])
+        let list = try await ChildProcess.run(Executables.kubectl, ["--kubeconfig", kubeconfig, "--cache-dir", cache, "get", "svc", "-A"])
         #expect(list.status == 0, "\(list)")
         #expect(list.stdout.contains("web-in-a"), "\(list)")
-        let delete = try await runProcess("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", cache,
+        let delete = try await ChildProcess.run(Executables.kubectl, ["--kubeconfig", kubeconfig, "--cache-dir", cache,
                                                                "delete", "svc", "web-in-a", "-n", "demo"])
         #expect(delete.status != 0, "\(delete)")
         #expect((try? a.apiserver.get(resource: "services", namespace: "demo", name: "web-in-a")) != nil)
 
         // Admin port: ready, and the gauges say the peer is ready and trusted.
-        let metrics = try await runProcess("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(admin.port)/metrics"])
+        let metrics = try await ChildProcess.run(Executables.curl, ["-sS", "--fail", "http://127.0.0.1:\(admin.port)/metrics"])
         #expect(metrics.stdout.contains("isthmus_controller_peer_ready{peer=\"cluster-a\"} 1"), "\(metrics)")
         #expect(metrics.stdout.contains("isthmus_controller_trusted_peers 1"), "\(metrics)")
         #expect(metrics.stdout.contains("isthmus_controller_peer_api_up{peer=\"cluster-a\"} 1"), "\(metrics)")
-        let ready = try await runProcess("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(admin.port)/readyz"])
+        let ready = try await ChildProcess.run(Executables.curl, ["-sS", "--fail", "http://127.0.0.1:\(admin.port)/readyz"])
         #expect(ready.status == 0, "\(ready)")
 
         // Settled: further rounds write nothing.

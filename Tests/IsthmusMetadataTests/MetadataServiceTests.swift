@@ -106,16 +106,8 @@ struct MetadataHarness {
             args += ["-H", "@" + file.path]
         }
         args.append(baseURL + path)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = args
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        await Task.detached { process.waitUntilExit() }.value
-        var lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let output = try await ChildProcess.run(Executables.curl, args)
+        var lines = output.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         let code = Int(lines.popLast() ?? "") ?? -1
         let headers = (try? String(contentsOf: headersFile, encoding: .utf8)) ?? ""
         return Reply(code: code, body: lines.joined(separator: "\n"), headers: headers.lowercased())
