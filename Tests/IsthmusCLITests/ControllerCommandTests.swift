@@ -15,8 +15,8 @@ struct ControllerCommandTests {
         (["controller", "--cluster-uuid", "b", "--admin-listen", "9090"], "--admin-listen: must be HOST:PORT"),
         (["controller", "--cluster-uuid", "b", "--kubeconfig", "/nonexistent/kubeconfig"], "--kubeconfig: /nonexistent/kubeconfig"),
     ])
-    func configurationError(arguments: [String], message: String) throws {
-        let result = try CLI.run(arguments)
+    func configurationError(arguments: [String], message: String) async throws {
+        let result = try await CLI.run(arguments)
         #expect(result.status == 2, "\(result.stderr)")
         let lines = result.stderr.split(separator: "\n")
         #expect(lines.count == 1 && lines[0].hasPrefix("isthmus controller: \(message)"), "\(result.stderr)")
@@ -32,7 +32,7 @@ struct ControllerCommandTests {
         defer { apiserver.stop() }
         _ = try #require(apiserver.waitForLine(containing: "serving https://"))
         let kubectl = ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/cache"]
-        let crd = try CLI.runExecutable("/usr/bin/kubectl", kubectl + [
+        let crd = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + [
             "apply", "-f", CLI.repositoryRoot + "/charts/isthmus/crds/istiomulticlusters.deckhouse.io.yaml"])
         #expect(crd.status == 0, "\(crd.stderr)")
 
@@ -45,15 +45,15 @@ struct ControllerCommandTests {
 
         var ready = CLIResult(status: -1, stdout: "", stderr: "")
         for _ in 0..<600 where ready.status != 0 {
-            ready = try CLI.runExecutable("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(port)/readyz"])
+            ready = try await CLI.runExecutable("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(port)/readyz"])
             if ready.status != 0 { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(ready.status == 0 && ready.stdout == "ok\n", "\(ready.stderr)")
-        let metrics = try CLI.runExecutable("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(port)/metrics"])
+        let metrics = try await CLI.runExecutable("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(port)/metrics"])
         #expect(metrics.stdout.contains("# TYPE isthmus_controller_writes_total counter"), "\(metrics.stdout)")
         #expect(metrics.stdout.contains("isthmus_controller_trusted_peers 0"), "\(metrics.stdout)")
 
-        let secret = try CLI.runExecutable("/usr/bin/kubectl", kubectl + [
+        let secret = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + [
             "get", "secret", "isthmus-cluster-key", "-n", "default", "-o", "jsonpath={.data}"])
         #expect(secret.status == 0 && secret.stdout.contains("private.pem") && secret.stdout.contains("public.pem"), "\(secret.stderr)")
 
@@ -63,7 +63,7 @@ struct ControllerCommandTests {
     }
 
     @Test("dev --clusters 2 pairs two clusters; B's remote secret kubeconfig reads A through A's proxy with kubectl")
-    func devTwoClusters() throws {
+    func devTwoClusters() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let dev = try RunningCommand(["dev", "--clusters", "2", "--policies", CLI.repositoryRoot + "/policies"], readStdout: true, in: dir)
@@ -76,11 +76,11 @@ struct ControllerCommandTests {
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
 
         let kubectl = ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/cache"]
-        let list = try CLI.runExecutable("/usr/bin/kubectl", kubectl + ["get", "svc", "-A"])
+        let list = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + ["get", "svc", "-A"])
         #expect(list.status == 0, "\(list.stderr)")
         // Cluster A's own Service, not B's: the kubeconfig reads A.
         #expect(list.stdout.contains("hello-from-cluster-a") && !list.stdout.contains("hello-from-cluster-b"), "\(list.stdout)")
-        let delete = try CLI.runExecutable("/usr/bin/kubectl", kubectl + ["delete", "svc", "web", "-n", "demo"])
+        let delete = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + ["delete", "svc", "web", "-n", "demo"])
         #expect(delete.status != 0 && delete.stderr.contains("read-only"), "\(delete.stderr)")
 
         kill(dev.process.processIdentifier, SIGINT)

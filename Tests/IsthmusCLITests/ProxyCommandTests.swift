@@ -53,25 +53,25 @@ struct ProxyCommandTests {
     private let peerUUID = "8d5f5d2e-1c1a-4a8e-9a53-2f6f4a3d2c11"
 
     @Test("a configuration error names the flag and exits before listening")
-    func configurationError() throws {
+    func configurationError() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "token\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         try "not a ca".write(toFile: dir + "/ca.crt", atomically: true, encoding: .utf8)
-        let missingPeers = try CLI.run(["proxy", "--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:1",
+        let missingPeers = try await CLI.run(["proxy", "--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:1",
                                         "--upstream-ca", dir + "/ca.crt", "--token-file", dir + "/token",
                                         "--peers", dir + "/missing.json", "--cluster-uuid", clusterUUID])
         #expect(missingPeers.status == 2)
         #expect(missingPeers.stderr.contains("isthmus proxy: --peers: "),
                 "\(missingPeers.stderr)")
-        let badDuration = try CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--max-watch", "30"])
+        let badDuration = try await CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--max-watch", "30"])
         #expect(badDuration.status == 2)
         #expect(badDuration.stderr == "isthmus proxy: --max-watch: must be a duration like 90s, 15m or 1h30m, got \"30\"\n",
                 "\(badDuration.stderr)")
-        let noToken = try CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--token-file", dir + "/none"])
+        let noToken = try await CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--token-file", dir + "/none"])
         #expect(noToken.status == 2)
         #expect(noToken.stderr.contains("isthmus proxy: --token-file: cannot read"), "\(noToken.stderr)")
-        let badAccessLog = try CLI.run(["proxy", "--upstream", "https://127.0.0.1:1", "--upstream-ca", dir + "/ca.crt",
+        let badAccessLog = try await CLI.run(["proxy", "--upstream", "https://127.0.0.1:1", "--upstream-ca", dir + "/ca.crt",
                                         "--token-file", dir + "/token", "--peers", "p", "--cluster-uuid", clusterUUID,
                                         "--access-log", "syslog"])
         #expect(badAccessLog.status == 2)
@@ -79,12 +79,12 @@ struct ProxyCommandTests {
     }
 
     @Test("a config file error is one line naming FILE:LINE:COL and the field, exit 2 before listening")
-    func configFileError() throws {
+    func configFileError() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "token\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         try "listen: 127.0.0.1:0\nmaxWatch: 30\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
-        let badType = try CLI.run(["proxy", "--config", dir + "/bad.yaml"])
+        let badType = try await CLI.run(["proxy", "--config", dir + "/bad.yaml"])
         #expect(badType.status == 2)
         #expect(badType.stderr == "isthmus proxy: \(dir)/bad.yaml:2:11: maxWatch: expected a string like 90s, 15m or 1h30m (a bare number has no unit), got 30\n",
                 "\(badType.stderr)")
@@ -96,11 +96,11 @@ struct ProxyCommandTests {
             peers: missing.json
             clusterUUID: \(clusterUUID)
             """.write(toFile: dir + "/missing.yaml", atomically: true, encoding: .utf8)
-        let missingPeers = try CLI.run(["proxy", "--config", dir + "/missing.yaml", "--listen", "127.0.0.1:0"])
+        let missingPeers = try await CLI.run(["proxy", "--config", dir + "/missing.yaml", "--listen", "127.0.0.1:0"])
         #expect(missingPeers.status == 2)
         #expect(missingPeers.stderr.hasPrefix("isthmus proxy: \(dir)/missing.yaml:4:8: peers: "), "\(missingPeers.stderr)")
         #expect(!missingPeers.stderr.contains("serving"))
-        let missingFile = try CLI.run(["proxy", "--config", dir + "/none.yaml"])
+        let missingFile = try await CLI.run(["proxy", "--config", dir + "/none.yaml"])
         #expect(missingFile.status == 2)
         #expect(missingFile.stderr.hasPrefix("isthmus proxy: --config: cannot read \(dir)/none.yaml"), "\(missingFile.stderr)")
     }
