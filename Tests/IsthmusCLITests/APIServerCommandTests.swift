@@ -1,4 +1,5 @@
 import Foundation
+import IsthmusTestSupport
 import Testing
 
 /// Runs the built `isthmus apiserver` as an operator would, then the real kubectl against it.
@@ -16,17 +17,10 @@ struct APIServerCommandTests {
         return false
     }
 
+    /// kubectl's status and its stdout and stderr together.
     static func kubectl(_ args: [String]) async throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        await Task.detached { p.waitUntilExit() }.value
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let output = try await ChildProcess.run(Executables.kubectl, args)
+        return (output.status, output.stdout + output.stderr)
     }
 
     @Test("writes a CA and kubeconfig that kubectl uses, reuses the CA, and exits 0 on SIGTERM")

@@ -1,4 +1,5 @@
 import Foundation
+import IsthmusTestSupport
 import IsthmusTrust
 import Testing
 
@@ -272,7 +273,7 @@ struct ProxyCommandTests {
     }
 
     @Test("isthmus dev: the printed kubectl commands work as the fake peer, delete is refused, Ctrl-C stops it")
-    func dev() throws {
+    func dev() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let dev = try RunningCommand(["dev", "--policies", CLI.repositoryRoot + "/policies"], readStdout: true, in: dir)
@@ -280,25 +281,14 @@ struct ProxyCommandTests {
         _ = try #require(dev.waitForLine(containing: "Ctrl-C stops everything"))
         let kubeconfig = dir + "/.isthmus-dev/peer.kubeconfig"
         #expect(FileManager.default.fileExists(atPath: kubeconfig))
-        func kubectl(_ args: String...) throws -> CLIResult {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
-            process.arguments = ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/kube-cache"] + args
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile()
-            let e = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return CLIResult(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                             stderr: String(decoding: e, as: UTF8.self))
+        func kubectl(_ args: String...) async throws -> CLIResult {
+            try await ChildProcess.run(Executables.kubectl, ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/kube-cache"] + args)
         }
-        let services = try kubectl("get", "svc", "-A")
+        let services = try await kubectl("get", "svc", "-A")
         #expect(services.status == 0 && services.stdout.contains("istiod") && services.stdout.contains("cart"), "\(services)")
-        let slices = try kubectl("get", "endpointslices", "-n", "demo")
+        let slices = try await kubectl("get", "endpointslices", "-n", "demo")
         #expect(slices.status == 0 && slices.stdout.contains("web-abc12"), "\(slices)")
-        let delete = try kubectl("delete", "svc", "web", "-n", "demo")
+        let delete = try await kubectl("delete", "svc", "web", "-n", "demo")
         #expect(delete.status != 0 && delete.stderr.contains("read-only"), "\(delete)")
         kill(dev.process.processIdentifier, SIGINT)
         dev.process.waitUntilExit()

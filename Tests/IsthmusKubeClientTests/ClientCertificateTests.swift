@@ -10,22 +10,15 @@ import Testing
 @Suite struct ClientCertificateTests {
     static let openssl = "/usr/bin/openssl"
 
-    func run(_ script: String, in directory: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-ec", script]
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(script)")
+    func run(_ script: String, in directory: String) async throws {
+        let output = try await ChildProcess.run("/bin/sh", ["-ec", script], workingDirectory: directory)
+        #expect(output.status == 0, "\(script)")
     }
 
     @Test func clientCertificateFromKubeconfigFilesIsPresented() async throws {
         let dir = try TemporaryDirectory()
         let o = Self.openssl
-        try run("""
+        try await run("""
             \(o) req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -subj /CN=test-ca -days 1
             \(o) req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=apiserver
             printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
