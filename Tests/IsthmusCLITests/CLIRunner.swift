@@ -25,6 +25,12 @@ enum CLI {
         try await ChildProcess.run(executable, arguments, stdin: stdin, workingDirectory: directory)
     }
 
+    /// The port at the end of `serving https://127.0.0.1:PORT ...` (or `http://` for the admin listener).
+    static func port(in line: String, scheme: String = "https") -> Int? {
+        guard let range = line.range(of: scheme + "://127.0.0.1:") else { return nil }
+        return Int(line[range.upperBound...].prefix { $0.isNumber })
+    }
+
     static func temporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "isthmus-cli-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

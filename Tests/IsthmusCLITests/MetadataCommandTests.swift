@@ -1,4 +1,5 @@
 import Foundation
+import IsthmusTestSupport
 import IsthmusTrust
 import Testing
 
@@ -42,17 +43,17 @@ struct MetadataCommandTests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try await prepare(dir)
-        let metadata = try RunningCommand([
+        let metadata = try RunningChild(CLI.binary, [
             "metadata", "--listen", "127.0.0.1:0", "--cluster-uuid", clusterUUID, "--key", dir + "/self/private.pem",
             "--root-ca", dir + "/root-cert.pem", "--api-host", "istio-api.k8s-a.example.com", "--network-name", "network-a",
             "--ingress-gateway", "203.0.113.10:15443", "--ingress-gateway", "[2001:db8::10]:15443",
             "--pod-cidr", "10.111.0.0/16,fd00:111::/56", "--service-cidr", "10.222.0.0/16",
             "--peers", dir + "/peers.json", "--write-ca", dir + "/serving-ca.crt",
         ])
-        defer { metadata.stop() }
-        let line = try #require(metadata.waitForLine(containing: "serving https://"))
+        defer { metadata.send(SIGKILL) }
+        let line = try #require(await metadata.waitForLine(containing: "serving https://"))
         #expect(line.contains("for cluster \(clusterUUID) (2 ingress gateways, 1 trusted peers)"), "\(line)")
-        let port = try #require(RunningCommand.port(in: line))
+        let port = try #require(CLI.port(in: line))
         let base = "https://127.0.0.1:\(port)/metadata"
         let ca = dir + "/serving-ca.crt"
 
@@ -119,14 +120,14 @@ struct MetadataCommandTests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try await prepare(dir)
-        let metadata = try RunningCommand([
+        let metadata = try RunningChild(CLI.binary, [
             "metadata", "--listen", "127.0.0.1:0", "--cluster-uuid", clusterUUID, "--key", dir + "/self/public.pem",
             "--root-ca", dir + "/root-cert.pem", "--api-host", "api.example.com", "--network-name", "network-a",
             "--peers", dir + "/peers.json", "--write-ca", dir + "/serving-ca.crt", "--reload-interval", "1h",
         ])
-        defer { metadata.stop() }
-        let line = try #require(metadata.waitForLine(containing: "serving https://"))
-        let url = "https://127.0.0.1:\(try #require(RunningCommand.port(in: line)))/metadata/public/public.json"
+        defer { metadata.send(SIGKILL) }
+        let line = try #require(await metadata.waitForLine(containing: "serving https://"))
+        let url = "https://127.0.0.1:\(try #require(CLI.port(in: line)))/metadata/public/public.json"
         let before = try await curl(url, ca: dir + "/serving-ca.crt")
         #expect(before.code == 200)
 
@@ -137,7 +138,7 @@ struct MetadataCommandTests {
         #expect(openssl.status == 0)
         let newRootCA = try String(contentsOfFile: dir + "/root-cert-2.pem", encoding: .utf8)
         try newRootCA.write(toFile: dir + "/root-cert.pem", atomically: true, encoding: .utf8)
-        kill(metadata.process.processIdentifier, SIGHUP)
+        metadata.send(SIGHUP)
 
         // Polled with a generous deadline; the one-hour interval means only the SIGHUP can do it.
         let deadline = Date().addingTimeInterval(30)
@@ -148,7 +149,7 @@ struct MetadataCommandTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(served.contains(Self.jsonEscaped(newRootCA)), "\(served)")
-        #expect(metadata.process.isRunning)
+        #expect(metadata.isRunning)
     }
 
     @Test("--kubeconfig: root CA and ingress gateways from `isthmus apiserver`, objects made by kubectl; a status change is republished")
@@ -157,10 +158,10 @@ struct MetadataCommandTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try await prepare(dir)
         let kubeconfig = dir + "/kubeconfig"
-        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "metadata-reader",
+        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "metadata-reader",
                                             "--cert-dir", dir + "/pki", "--kubeconfig-out", kubeconfig])
-        defer { apiserver.stop() }
-        #expect(apiserver.waitForLine(containing: "serving https://") != nil)
+        defer { apiserver.send(SIGKILL) }
+        #expect(await apiserver.waitForLine(containing: "serving https://") != nil)
         @discardableResult
         func kubectl(_ args: [String], stdin: String? = nil) async throws -> String {
             let result = try await CLI.runExecutable("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/kube-cache"] + args,
@@ -192,11 +193,11 @@ struct MetadataCommandTests {
         let configMap = try await kubectl(["create", "configmap", "istio-ca-root-cert", "-n", "istio-system",
                                      "--from-file=root-cert.pem=\(dir)/root-cert.pem", "--dry-run=client", "-o", "json"])
         try await kubectl(["create", "-f", "-"], stdin: configMap)
-        let metadata = try RunningCommand(metadataArgs)
-        defer { metadata.stop() }
-        let line = try #require(metadata.waitForLine(containing: "serving https://"))
+        let metadata = try RunningChild(CLI.binary, metadataArgs)
+        defer { metadata.send(SIGKILL) }
+        let line = try #require(await metadata.waitForLine(containing: "serving https://"))
         #expect(line.contains("(1 ingress gateways, 1 trusted peers)"), "\(line)")
-        let base = "https://127.0.0.1:\(try #require(RunningCommand.port(in: line)))/metadata"
+        let base = "https://127.0.0.1:\(try #require(CLI.port(in: line)))/metadata"
         let ca = dir + "/serving-ca.crt"
         let rootCA = try String(contentsOfFile: dir + "/root-cert.pem", encoding: .utf8)
         await #expect(try curl(base + "/public/public.json", ca: ca).body.contains(Self.jsonEscaped(rootCA)))

@@ -7,47 +7,6 @@ import Testing
 import Glibc
 #endif
 
-/// A long-running `isthmus` subcommand, read until it says where it serves.
-final class RunningCommand {
-    let process = Process()
-    private let output = Pipe()
-
-    /// Reads stderr, or stdout when `readStdout`.
-    init(_ arguments: [String], readStdout: Bool = false, in directory: String? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: CLI.binary)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        process.standardError = readStdout ? FileHandle.nullDevice : output
-        process.standardOutput = readStdout ? output : FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    /// Everything read so far, so a later wait still finds an earlier line.
-    private var text = ""
-
-    /// Reads until a line contains `marker`; returns that line (nil at EOF).
-    func waitForLine(containing marker: String) -> String? {
-        while true {
-            if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }) { return String(line) }
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { return nil }
-            text += String(decoding: data, as: UTF8.self)
-        }
-    }
-
-    func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-
-    /// The port at the end of `serving https://127.0.0.1:PORT ...` (or `http://` for the admin listener).
-    static func port(in line: String, scheme: String = "https") -> Int? {
-        guard let range = line.range(of: scheme + "://127.0.0.1:") else { return nil }
-        return Int(line[range.upperBound...].prefix { $0.isNumber })
-    }
-}
-
 @Suite("isthmus proxy", .serialized)
 struct ProxyCommandTests {
     private let clusterUUID = "0b4e3f66-7a2d-4e55-8f0c-5d1e9b7c3a22"
@@ -107,13 +66,13 @@ struct ProxyCommandTests {
     }
 
     @Test("examples/proxy.yaml runs the proxy, with flags overriding its paths")
-    func exampleConfig() throws {
+    func exampleConfig() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
-        defer { apiserver.stop() }
-        let upstreamLine = try #require(apiserver.waitForLine(containing: "serving https://"))
-        let upstreamPort = try #require(RunningCommand.port(in: upstreamLine))
+        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        defer { apiserver.send(SIGKILL) }
+        let upstreamLine = try #require(await apiserver.waitForLine(containing: "serving https://"))
+        let upstreamPort = try #require(CLI.port(in: upstreamLine))
         try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         let key = SigningKeyPair()
         let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
@@ -125,15 +84,15 @@ struct ProxyCommandTests {
             .filter { !$0.hasPrefix("tlsCert:") && !$0.hasPrefix("tlsKey:") }
             .joined(separator: "\n")
         try example.write(toFile: dir + "/proxy.yaml", atomically: true, encoding: .utf8)
-        let proxy = try RunningCommand([
+        let proxy = try RunningChild(CLI.binary, [
             "proxy", "--config", dir + "/proxy.yaml", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
             "--upstream", "https://127.0.0.1:\(upstreamPort)", "--upstream-ca", dir + "/pki/ca.crt",
             "--token-file", dir + "/token", "--peers", dir + "/peers.json", "--policies", CLI.repositoryRoot + "/policies",
             "--write-ca", dir + "/proxy-ca.crt",
         ])
-        defer { proxy.stop() }
-        let proxyLine = try #require(proxy.waitForLine(containing: "serving https://"))
-        let proxyPort = try #require(RunningCommand.port(in: proxyLine))
+        defer { proxy.send(SIGKILL) }
+        let proxyLine = try #require(await proxy.waitForLine(containing: "serving https://"))
+        let proxyPort = try #require(CLI.port(in: proxyLine))
         // The audience comes from the file's clusterUUID.
         let now = Int64(Date().timeIntervalSince1970)
         let token = mint(TokenClaims(subject: peerUUID, audience: clusterUUID, scope: .api, notBefore: now - 10,
@@ -147,25 +106,25 @@ struct ProxyCommandTests {
     func endToEnd() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
-        defer { apiserver.stop() }
-        let upstreamLine = try #require(apiserver.waitForLine(containing: "serving https://"))
-        let upstreamPort = try #require(RunningCommand.port(in: upstreamLine))
+        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        defer { apiserver.send(SIGKILL) }
+        let upstreamLine = try #require(await apiserver.waitForLine(containing: "serving https://"))
+        let upstreamPort = try #require(CLI.port(in: upstreamLine))
 
         try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         let key = SigningKeyPair()
         let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
         let peers = try TrustedPeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
         try peers.encodedJSONString().write(toFile: dir + "/peers.json", atomically: true, encoding: .utf8)
-        let proxy = try RunningCommand([
+        let proxy = try RunningChild(CLI.binary, [
             "proxy", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--upstream", "https://127.0.0.1:\(upstreamPort)",
             "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
             "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID, "--write-ca", dir + "/proxy-ca.crt",
             "--admin-listen", "127.0.0.1:0", "--audit-log", dir + "/audit.log", "--readiness-probe-interval", "1s",
         ])
-        defer { proxy.stop() }
-        let proxyLine = try #require(proxy.waitForLine(containing: "serving https://"))
-        let proxyPort = try #require(RunningCommand.port(in: proxyLine))
+        defer { proxy.send(SIGKILL) }
+        let proxyLine = try #require(await proxy.waitForLine(containing: "serving https://"))
+        let proxyPort = try #require(CLI.port(in: proxyLine))
 
         let now = Int64(Date().timeIntervalSince1970)
         let token = mint(TokenClaims(subject: peerUUID, audience: clusterUUID, scope: .api, notBefore: now - 10,
@@ -190,8 +149,8 @@ struct ProxyCommandTests {
         #expect(try curl("/api/v1/namespaces", auth: false).hasSuffix("\n401"))
 
         // The admin listener: plain HTTP, /metrics counts what just happened, /readyz probes the upstream.
-        let adminLine = try #require(proxy.waitForLine(containing: "admin http://"))
-        let adminPort = try #require(RunningCommand.port(in: adminLine, scheme: "http"))
+        let adminLine = try #require(await proxy.waitForLine(containing: "admin http://"))
+        let adminPort = try #require(CLI.port(in: adminLine, scheme: "http"))
         func admin(_ path: String) throws -> String {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
@@ -225,13 +184,13 @@ struct ProxyCommandTests {
     }
 
     @Test("SIGHUP makes isthmus proxy re-read its peers file at once")
-    func hangupReloads() throws {
+    func hangupReloads() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
-        defer { apiserver.stop() }
-        let upstreamLine = try #require(apiserver.waitForLine(containing: "serving https://"))
-        let upstreamPort = try #require(RunningCommand.port(in: upstreamLine))
+        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        defer { apiserver.send(SIGKILL) }
+        let upstreamLine = try #require(await apiserver.waitForLine(containing: "serving https://"))
+        let upstreamPort = try #require(CLI.port(in: upstreamLine))
         try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
         let key = SigningKeyPair(), newPeerKey = SigningKeyPair()
@@ -241,15 +200,15 @@ struct ProxyCommandTests {
         }
         try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
         // The poll is an hour away: only SIGHUP can make the change visible.
-        let proxy = try RunningCommand([
+        let proxy = try RunningChild(CLI.binary, [
             "proxy", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--upstream", "https://127.0.0.1:\(upstreamPort)",
             "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
             "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID, "--write-ca", dir + "/proxy-ca.crt",
             "--reload-interval", "1h",
         ])
-        defer { proxy.stop() }
-        let proxyLine = try #require(proxy.waitForLine(containing: "serving https://"))
-        let proxyPort = try #require(RunningCommand.port(in: proxyLine))
+        defer { proxy.send(SIGKILL) }
+        let proxyLine = try #require(await proxy.waitForLine(containing: "serving https://"))
+        let proxyPort = try #require(CLI.port(in: proxyLine))
         let now = Int64(Date().timeIntervalSince1970)
         let token = mint(TokenClaims(subject: newPeer, audience: clusterUUID, scope: .api, notBefore: now - 10,
                                      expiresAt: now + 600), with: newPeerKey)
@@ -260,25 +219,25 @@ struct ProxyCommandTests {
         #expect(try list().hasSuffix("\n401"))
         try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca),
                         TrustedPeer(clusterUUID: newPeer, keys: [newPeerKey.publicKey], rootCA: ca)])
-        kill(proxy.process.processIdentifier, SIGHUP)
+        proxy.send(SIGHUP)
         let deadline = Date().addingTimeInterval(20)
         var last = ""
         while Date() < deadline {
             last = try list()
             if last.hasSuffix("\n200") { break }
-            Thread.sleep(forTimeInterval: 0.05)
+            try await Task.sleep(for: .milliseconds(50))
         }
         #expect(last.hasSuffix("\n200") && last.contains("NamespaceList"), "\(last)")
-        #expect(proxy.process.isRunning, "SIGHUP must not stop the proxy")
+        #expect(proxy.isRunning, "SIGHUP must not stop the proxy")
     }
 
     @Test("isthmus dev: the printed kubectl commands work as the fake peer, delete is refused, Ctrl-C stops it")
     func dev() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let dev = try RunningCommand(["dev", "--policies", CLI.repositoryRoot + "/policies"], readStdout: true, in: dir)
-        defer { dev.stop() }
-        _ = try #require(dev.waitForLine(containing: "Ctrl-C stops everything"))
+        let dev = try RunningChild(CLI.binary, ["dev", "--policies", CLI.repositoryRoot + "/policies"], workingDirectory: dir)
+        defer { dev.send(SIGKILL) }
+        _ = try #require(await dev.waitForLine(containing: "Ctrl-C stops everything"))
         let kubeconfig = dir + "/.isthmus-dev/peer.kubeconfig"
         #expect(FileManager.default.fileExists(atPath: kubeconfig))
         func kubectl(_ args: String...) async throws -> CLIResult {
@@ -290,9 +249,8 @@ struct ProxyCommandTests {
         #expect(slices.status == 0 && slices.stdout.contains("web-abc12"), "\(slices)")
         let delete = try await kubectl("delete", "svc", "web", "-n", "demo")
         #expect(delete.status != 0 && delete.stderr.contains("read-only"), "\(delete)")
-        kill(dev.process.processIdentifier, SIGINT)
-        dev.process.waitUntilExit()
-        #expect(dev.process.terminationStatus == 0)
+        dev.send(SIGINT)
+        #expect(await dev.waitForExit() == 0)
     }
 
     private func headerFile(token: String, in dir: String) throws -> String {
