@@ -97,7 +97,7 @@ struct ProxyCommandTests {
         let now = Int64(Date().timeIntervalSince1970)
         let token = mint(TokenClaims(subject: peerUUID, audience: clusterUUID, scope: .api, notBefore: now - 10,
                                      expiresAt: now + 600), with: key)
-        let list = try curl(["-H", "@" + (try headerFile(token: token, in: dir)),
+        let list = try await curl(["-H", "@" + (try headerFile(token: token, in: dir)),
                              "https://127.0.0.1:\(proxyPort)/api/v1/namespaces"], ca: dir + "/proxy-ca.crt")
         #expect(list.hasSuffix("\n200") && list.contains("NamespaceList"), "\(list)")
     }
@@ -130,45 +130,27 @@ struct ProxyCommandTests {
         let token = mint(TokenClaims(subject: peerUUID, audience: clusterUUID, scope: .api, notBefore: now - 10,
                                      expiresAt: now + 600), with: key)
         try "Authorization: Bearer \(token)\n".write(toFile: dir + "/auth.header", atomically: true, encoding: .utf8)
-        func curl(_ path: String, auth: Bool) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-            process.arguments = ["-sS", "--cacert", dir + "/proxy-ca.crt", "-w", "\n%{http_code}"]
-                + (auth ? ["-H", "@" + dir + "/auth.header"] : []) + ["https://127.0.0.1:\(proxyPort)\(path)"]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
+        func curl(_ path: String, auth: Bool) async throws -> String {
+            try await ChildProcess.run(Executables.curl, ["-sS", "--cacert", dir + "/proxy-ca.crt", "-w", "\n%{http_code}"]
+                + (auth ? ["-H", "@" + dir + "/auth.header"] : []) + ["https://127.0.0.1:\(proxyPort)\(path)"]).stdout
         }
-        #expect(try curl("/healthz", auth: false) == "ok\n200")
-        let list = try curl("/api/v1/namespaces", auth: true)
+        #expect(try await curl("/healthz", auth: false) == "ok\n200")
+        let list = try await curl("/api/v1/namespaces", auth: true)
         #expect(list.hasSuffix("\n200") && list.contains("NamespaceList"), "\(list)")
-        #expect(try curl("/api/v1/namespaces", auth: false).hasSuffix("\n401"))
+        #expect(try await curl("/api/v1/namespaces", auth: false).hasSuffix("\n401"))
 
         // The admin listener: plain HTTP, /metrics counts what just happened, /readyz probes the upstream.
         let adminLine = try #require(await proxy.waitForLine(containing: "admin http://"))
         let adminPort = try #require(CLI.port(in: adminLine, scheme: "http"))
-        func admin(_ path: String) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-            process.arguments = ["-sS", "-w", "\n%{http_code}", "http://127.0.0.1:\(adminPort)\(path)"]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
+        func admin(_ path: String) async throws -> String {
+            try await ChildProcess.run(Executables.curl, ["-sS", "-w", "\n%{http_code}", "http://127.0.0.1:\(adminPort)\(path)"]).stdout
         }
-        let metrics = try admin("/metrics")
+        let metrics = try await admin("/metrics")
         #expect(metrics.contains(#"isthmus_proxy_requests_total{peer="\#(peerUUID)",verb="list",resource="namespaces",code="200"} 1"#), "\(metrics)")
         #expect(metrics.contains(#"isthmus_proxy_denials_total{reason="unauthorized"} 1"#), "\(metrics)")
         var ready = ""
         for _ in 0..<300 where !ready.hasSuffix("\n200") {
-            ready = try admin("/readyz?verbose")
+            ready = try await admin("/readyz?verbose")
             if !ready.hasSuffix("\n200") { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(ready.contains("[+]upstream ok") && ready.hasSuffix("\n200"), "\(ready)")
@@ -213,17 +195,17 @@ struct ProxyCommandTests {
         let token = mint(TokenClaims(subject: newPeer, audience: clusterUUID, scope: .api, notBefore: now - 10,
                                      expiresAt: now + 600), with: newPeerKey)
         let header = try headerFile(token: token, in: dir)
-        func list() throws -> String {
-            try curl(["-H", "@" + header, "https://127.0.0.1:\(proxyPort)/api/v1/namespaces"], ca: dir + "/proxy-ca.crt")
+        func list() async throws -> String {
+            try await curl(["-H", "@" + header, "https://127.0.0.1:\(proxyPort)/api/v1/namespaces"], ca: dir + "/proxy-ca.crt")
         }
-        #expect(try list().hasSuffix("\n401"))
+        await #expect(try list().hasSuffix("\n401"))
         try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca),
                         TrustedPeer(clusterUUID: newPeer, keys: [newPeerKey.publicKey], rootCA: ca)])
         proxy.send(SIGHUP)
         let deadline = Date().addingTimeInterval(20)
         var last = ""
         while Date() < deadline {
-            last = try list()
+            last = try await list()
             if last.hasSuffix("\n200") { break }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -260,16 +242,7 @@ struct ProxyCommandTests {
     }
 
     /// curl's body and status code, `BODY\nCODE`.
-    private func curl(_ arguments: [String], ca: String?) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-sS", "-w", "\n%{http_code}"] + (ca.map { ["--cacert", $0] } ?? []) + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+    private func curl(_ arguments: [String], ca: String?) async throws -> String {
+        try await ChildProcess.run(Executables.curl, ["-sS", "-w", "\n%{http_code}"] + (ca.map { ["--cacert", $0] } ?? []) + arguments).stdout
     }
 }
