@@ -32,27 +32,13 @@ import Testing
             """, in: dir.path)
 
         // -HTTP serves files relative to the working directory, the file holding the whole response.
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: o)
-        server.arguments = ["s_server", "-accept", "127.0.0.1:0", "-cert", "server.crt", "-key", "server.key",
-                            "-CAfile", "ca.crt", "-Verify", "1", "-HTTP"]
-        server.currentDirectoryURL = URL(fileURLWithPath: dir.path)
-        _ = FileManager.default.createFile(atPath: dir.path + "/s_server.log", contents: nil)
-        server.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.path + "/s_server.log"))
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer {
-            // s_server does not end on SIGTERM while it serves.
-            kill(server.processIdentifier, SIGKILL)
-            server.waitUntilExit()
-        }
-        var port = ""
-        await eventually("s_server to listen", deadline: .seconds(30)) {
-            let log = (try? String(contentsOfFile: dir.path + "/s_server.log", encoding: .utf8)) ?? ""
-            guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT ") }) else { return false }
-            port = String(line.split(separator: ":").last ?? "")
-            return true
-        }
+        let server = try RunningChild(o, ["s_server", "-accept", "127.0.0.1:0", "-cert", "server.crt", "-key", "server.key",
+                                          "-CAfile", "ca.crt", "-Verify", "1", "-HTTP"], workingDirectory: dir.path)
+        // s_server does not end on SIGTERM while it serves.
+        defer { server.send(SIGKILL) }
+        let line = try #require(await server.waitForLine(containing: "ACCEPT ", on: .stdout, deadline: .seconds(30)),
+                                "s_server to listen")
+        let port = String(line.split(separator: ":").last ?? "")
 
         func kubeconfig(withClientCertificate: Bool) throws -> String {
             try dir.write(withClientCertificate ? "with-cert" : "without-cert", """
