@@ -155,6 +155,14 @@ let package = Package(
             ]),
         .executableTarget(name: "isthmus", dependencies: ["IsthmusCLI"]),
 
+        // Test-only helpers shared by the test targets (eventually, child
+        // processes); never a dependency of a product.
+        .target(
+            name: "IsthmusTestSupport",
+            path: "Tests/IsthmusTestSupport"),
+        .testTarget(
+            name: "IsthmusTestSupportTests",
+            dependencies: ["IsthmusTestSupport"]),
         .testTarget(
             name: "IsthmusRequestInfoTests",
             dependencies: [
@@ -178,7 +186,7 @@ let package = Package(
             dependencies: ["IsthmusKubeTypes"]),
         .testTarget(
             name: "IsthmusHTTPTests",
-            dependencies: [
+            dependencies: ["IsthmusTestSupport",
                 "IsthmusHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -199,7 +207,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "IsthmusProxyTests",
-            dependencies: [
+            dependencies: ["IsthmusTestSupport",
                 "IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusKubeTypes",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -212,7 +220,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "IsthmusKubeClientTests",
-            dependencies: [
+            dependencies: ["IsthmusTestSupport",
                 "IsthmusKubeClient", "IsthmusKubeTypes", "IsthmusFakeAPIServer", "IsthmusHTTP",
             ]),
         .testTarget(
@@ -224,20 +232,20 @@ let package = Package(
             ]),
         .testTarget(
             name: "IsthmusMetadataTests",
-            dependencies: [
+            dependencies: ["IsthmusTestSupport",
                 "IsthmusMetadata", "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP", "IsthmusKubeClient",
                 "IsthmusFakeAPIServer",
             ]),
         .testTarget(
             name: "IsthmusControllerServiceTests",
-            dependencies: [
+            dependencies: ["IsthmusTestSupport",
                 "IsthmusControllerService", "IsthmusController", "IsthmusKubeClient", "IsthmusKubeTypes", "IsthmusTrust",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusMetadata", "IsthmusProxy",
             ]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(
             name: "IsthmusCLITests",
-            dependencies: ["isthmus", "IsthmusCLI", "IsthmusTrust", "IsthmusProxy"]),
+            dependencies: ["IsthmusTestSupport", "isthmus", "IsthmusCLI", "IsthmusTrust", "IsthmusProxy"]),
     ],
     swiftLanguageModes: [.v6]
 )

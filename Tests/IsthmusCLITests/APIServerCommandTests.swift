@@ -1,13 +1,10 @@
 import Foundation
+import IsthmusTestSupport
 import Testing
 
 /// Runs the built `isthmus apiserver` as an operator would, then the real kubectl against it.
 @Suite("isthmus apiserver")
 struct APIServerCommandTests {
-    static var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("isthmus")
-    }
-
     static func waitFor(_ path: String) async -> Bool {
         for _ in 0..<1500 {
             if FileManager.default.fileExists(atPath: path) { return true }
@@ -16,17 +13,10 @@ struct APIServerCommandTests {
         return false
     }
 
+    /// kubectl's status and its stdout and stderr together.
     static func kubectl(_ args: [String]) async throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        await Task.detached { p.waitUntilExit() }.value
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let output = try await ChildProcess.run(Executables.kubectl, args)
+        return (output.status, output.stdout + output.stderr)
     }
 
     @Test("writes a CA and kubeconfig that kubectl uses, reuses the CA, and exits 0 on SIGTERM")
@@ -37,13 +27,9 @@ struct APIServerCommandTests {
         var firstCA = ""
         for round in 0..<2 {
             let kubeconfig = dir.appendingPathComponent("kubeconfig-\(round)").path
-            let server = Process()
-            server.executableURL = Self.binary
-            server.arguments = ["apiserver", "--listen", "127.0.0.1:0", "--token", "first-token", "--token", "second-token",
-                                "--cert-dir", certDir, "--kubeconfig-out", kubeconfig]
-            server.standardOutput = FileHandle.nullDevice
-            server.standardError = FileHandle.nullDevice
-            try server.run()
+            let server = try RunningChild(CLI.binary, [
+                "apiserver", "--listen", "127.0.0.1:0", "--token", "first-token", "--token", "second-token",
+                "--cert-dir", certDir, "--kubeconfig-out", kubeconfig])
             #expect(await Self.waitFor(kubeconfig), "no kubeconfig written")
             let (status, output) = try await Self.kubectl(["--kubeconfig", kubeconfig, "--cache-dir", dir.appendingPathComponent("cache").path,
                                                            "get", "namespaces", "-o", "name"])
@@ -53,9 +39,8 @@ struct APIServerCommandTests {
             let ca = try String(contentsOfFile: certDir + "/ca.crt", encoding: .utf8)
             if round == 0 { firstCA = ca } else { #expect(ca == firstCA, "the CA was not reused") }
             #expect(FileManager.default.fileExists(atPath: certDir + "/tls.key"))
-            server.terminate()
-            await Task.detached { server.waitUntilExit() }.value
-            #expect(server.terminationStatus == 0)
+            server.send(SIGTERM)
+            #expect(await server.waitForExit() == 0)
         }
     }
 }

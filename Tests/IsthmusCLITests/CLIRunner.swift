@@ -1,18 +1,12 @@
 import Foundation
+import IsthmusTestSupport
+
+/// What a finished `isthmus` (or openssl, curl) run returned.
+typealias CLIResult = ChildOutput
 
 /// Runs the `isthmus` binary that `swift build` put beside this test bundle.
-struct CLIResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
 enum CLI {
-    /// The build products directory: where the test bundle itself lives.
-    static let binary: String = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return ((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("isthmus")
-    }()
+    static let binary = Executables.isthmus
 
     /// The repository root, for the shipped `policies/`.
     static let repositoryRoot: String = {
@@ -21,31 +15,20 @@ enum CLI {
         return parts.joined(separator: "/")
     }()
 
-    static func run(_ arguments: [String], stdin: String? = nil, in directory: String? = nil) throws -> CLIResult {
-        try runExecutable(binary, arguments, stdin: stdin, in: directory)
+    static func run(_ arguments: [String], stdin: String? = nil, in directory: String? = nil) async throws -> CLIResult {
+        try await ChildProcess.run(binary, arguments, stdin: stdin, workingDirectory: directory)
     }
 
     /// Runs another program (openssl, curl) the same way.
     static func runExecutable(_ executable: String, _ arguments: [String], stdin: String? = nil,
-                              in directory: String? = nil) throws -> CLIResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Read both pipes before waiting so a large output cannot block the child.
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CLIResult(status: process.terminationStatus,
-                         stdout: String(decoding: stdoutData, as: UTF8.self),
-                         stderr: String(decoding: stderrData, as: UTF8.self))
+                              in directory: String? = nil) async throws -> CLIResult {
+        try await ChildProcess.run(executable, arguments, stdin: stdin, workingDirectory: directory)
+    }
+
+    /// The port at the end of `serving https://127.0.0.1:PORT ...` (or `http://` for the admin listener).
+    static func port(in line: String, scheme: String = "https") -> Int? {
+        guard let range = line.range(of: scheme + "://127.0.0.1:") else { return nil }
+        return Int(line[range.upperBound...].prefix { $0.isNumber })
     }
 
     static func temporaryDirectory() throws -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import IsthmusTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -15,8 +16,8 @@ struct ControllerCommandTests {
         (["controller", "--cluster-uuid", "b", "--admin-listen", "9090"], "--admin-listen: must be HOST:PORT"),
         (["controller", "--cluster-uuid", "b", "--kubeconfig", "/nonexistent/kubeconfig"], "--kubeconfig: /nonexistent/kubeconfig"),
     ])
-    func configurationError(arguments: [String], message: String) throws {
-        let result = try CLI.run(arguments)
+    func configurationError(arguments: [String], message: String) async throws {
+        let result = try await CLI.run(arguments)
         #expect(result.status == 2, "\(result.stderr)")
         let lines = result.stderr.split(separator: "\n")
         #expect(lines.count == 1 && lines[0].hasPrefix("isthmus controller: \(message)"), "\(result.stderr)")
@@ -27,48 +28,47 @@ struct ControllerCommandTests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kubeconfig = dir + "/kubeconfig"
-        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "admin-token",
+        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "admin-token",
                                             "--cert-dir", dir + "/pki", "--kubeconfig-out", kubeconfig])
-        defer { apiserver.stop() }
-        _ = try #require(apiserver.waitForLine(containing: "serving https://"))
+        defer { apiserver.send(SIGKILL) }
+        _ = try #require(await apiserver.waitForLine(containing: "serving https://"))
         let kubectl = ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/cache"]
-        let crd = try CLI.runExecutable("/usr/bin/kubectl", kubectl + [
+        let crd = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + [
             "apply", "-f", CLI.repositoryRoot + "/charts/isthmus/crds/istiomulticlusters.deckhouse.io.yaml"])
         #expect(crd.status == 0, "\(crd.stderr)")
 
-        let controller = try RunningCommand(["controller", "--kubeconfig", kubeconfig, "--cluster-uuid", "bbbbbbbb-0000-4000-8000-00000000000b",
+        let controller = try RunningChild(CLI.binary, ["controller", "--kubeconfig", kubeconfig, "--cluster-uuid", "bbbbbbbb-0000-4000-8000-00000000000b",
                                              "--namespace", "default", "--istio-namespace", "default", "--admin-listen", "127.0.0.1:0"])
-        defer { controller.stop() }
-        let line = try #require(controller.waitForLine(containing: "admin http://"))
+        defer { controller.send(SIGKILL) }
+        let line = try #require(await controller.waitForLine(containing: "admin http://"))
         let range = try #require(line.range(of: "admin http://127.0.0.1:"))
         let port = try #require(Int(line[range.upperBound...].prefix { $0.isNumber }))
 
         var ready = CLIResult(status: -1, stdout: "", stderr: "")
         for _ in 0..<600 where ready.status != 0 {
-            ready = try CLI.runExecutable("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(port)/readyz"])
+            ready = try await CLI.runExecutable("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(port)/readyz"])
             if ready.status != 0 { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(ready.status == 0 && ready.stdout == "ok\n", "\(ready.stderr)")
-        let metrics = try CLI.runExecutable("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(port)/metrics"])
+        let metrics = try await CLI.runExecutable("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(port)/metrics"])
         #expect(metrics.stdout.contains("# TYPE isthmus_controller_writes_total counter"), "\(metrics.stdout)")
         #expect(metrics.stdout.contains("isthmus_controller_trusted_peers 0"), "\(metrics.stdout)")
 
-        let secret = try CLI.runExecutable("/usr/bin/kubectl", kubectl + [
+        let secret = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + [
             "get", "secret", "isthmus-cluster-key", "-n", "default", "-o", "jsonpath={.data}"])
         #expect(secret.status == 0 && secret.stdout.contains("private.pem") && secret.stdout.contains("public.pem"), "\(secret.stderr)")
 
-        kill(controller.process.processIdentifier, SIGTERM)
-        controller.process.waitUntilExit()
-        #expect(controller.process.terminationStatus == 0)
+        controller.send(SIGTERM)
+        #expect(await controller.waitForExit() == 0)
     }
 
     @Test("dev --clusters 2 pairs two clusters; B's remote secret kubeconfig reads A through A's proxy with kubectl")
-    func devTwoClusters() throws {
+    func devTwoClusters() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let dev = try RunningCommand(["dev", "--clusters", "2", "--policies", CLI.repositoryRoot + "/policies"], readStdout: true, in: dir)
-        defer { dev.stop() }
-        let command = try #require(dev.waitForLine(containing: "kubectl --kubeconfig"))
+        let dev = try RunningChild(CLI.binary, ["dev", "--clusters", "2", "--policies", CLI.repositoryRoot + "/policies"], workingDirectory: dir)
+        defer { dev.send(SIGKILL) }
+        let command = try #require(await dev.waitForLine(containing: "kubectl --kubeconfig"))
         let kubeconfig = dir + "/.isthmus-dev/cluster-b-to-a.kubeconfig"
         // Printed relative to the working directory, as --dir was given.
         #expect(command.hasSuffix("kubectl --kubeconfig .isthmus-dev/cluster-b-to-a.kubeconfig get svc -A"), "\(command)")
@@ -76,15 +76,14 @@ struct ControllerCommandTests {
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
 
         let kubectl = ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/cache"]
-        let list = try CLI.runExecutable("/usr/bin/kubectl", kubectl + ["get", "svc", "-A"])
+        let list = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + ["get", "svc", "-A"])
         #expect(list.status == 0, "\(list.stderr)")
         // Cluster A's own Service, not B's: the kubeconfig reads A.
         #expect(list.stdout.contains("hello-from-cluster-a") && !list.stdout.contains("hello-from-cluster-b"), "\(list.stdout)")
-        let delete = try CLI.runExecutable("/usr/bin/kubectl", kubectl + ["delete", "svc", "web", "-n", "demo"])
+        let delete = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + ["delete", "svc", "web", "-n", "demo"])
         #expect(delete.status != 0 && delete.stderr.contains("read-only"), "\(delete.stderr)")
 
-        kill(dev.process.processIdentifier, SIGINT)
-        dev.process.waitUntilExit()
-        #expect(dev.process.terminationStatus == 0)
+        dev.send(SIGINT)
+        #expect(await dev.waitForExit() == 0)
     }
 }

@@ -10,22 +10,22 @@ struct PolicyCommandTests {
     let policies = CLI.repositoryRoot + "/policies"
 
     @Test("policy check accepts the shipped policies")
-    func checkShipped() throws {
+    func checkShipped() async throws {
         for dir in [policies, policies + "/strict"] {
-            let result = try CLI.run(["policy", "check", dir])
+            let result = try await CLI.run(["policy", "check", dir])
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains("7 rules in 2 files"))
         }
     }
 
     @Test("policy check prints file:line:column: field: message for each problem and exits 1")
-    func checkBad() throws {
+    func checkBad() async throws {
         let dir = try CLI.temporaryDirectory()
         try "rules:\n  - apiGroups: [\"\"]\n    resources: [pods]\n    verbs: [get, delete]\n"
             .write(toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
         try "rules:\n  - apiGroups: [\"\"]\n    resourcez: [pods]\n    verbs: [get]\n"
             .write(toFile: dir + "/b.yml", atomically: true, encoding: .utf8)
-        let result = try CLI.run(["policy", "check", dir])
+        let result = try await CLI.run(["policy", "check", dir])
         #expect(result.status == 1)
         let lines = result.stderr.split(separator: "\n").map(String.init)
         #expect(lines.contains("a.yaml:4:18: rules[0].verbs[1]: verb \"delete\" is not allowed: Isthmus is read-only, verbs are get, list, watch or *"))
@@ -33,8 +33,8 @@ struct PolicyCommandTests {
     }
 
     @Test("policy explain prints the attributes, the decision and the rule")
-    func explainAllowed() throws {
-        let result = try CLI.run(["policy", "explain", "--policies", policies, "GET",
+    func explainAllowed() async throws {
+        let result = try await CLI.run(["policy", "explain", "--policies", policies, "GET",
                                   "/apis/discovery.k8s.io/v1/namespaces/istio-system/endpointslices?watch=true&resourceVersion=5"])
         #expect(result.status == 0, "\(result.stderr)")
         let doc = try json(result.stdout)
@@ -52,9 +52,9 @@ struct PolicyCommandTests {
     }
 
     @Test("policy explain reports a denial with a null rule and exits 0")
-    func explainDenied() throws {
+    func explainDenied() async throws {
         // %73ecrets is secrets to the API server; the strict policy leaves Secrets out.
-        let result = try CLI.run(["policy", "explain", "--policies", policies + "/strict", "GET", "/api/v1/%73ecrets"])
+        let result = try await CLI.run(["policy", "explain", "--policies", policies + "/strict", "GET", "/api/v1/%73ecrets"])
         #expect(result.status == 0)
         let doc = try json(result.stdout)
         #expect(doc["resource"] as? String == "secrets")
@@ -62,28 +62,28 @@ struct PolicyCommandTests {
         #expect(doc["allowed"] as? Bool == false)
         #expect(doc["rule"] is NSNull)
 
-        let write = try json(try CLI.run(["policy", "explain", "--policies", policies, "DELETE", "/api/v1/namespaces/a/pods/b"]).stdout)
+        let write = try json(try await CLI.run(["policy", "explain", "--policies", policies, "DELETE", "/api/v1/namespaces/a/pods/b"]).stdout)
         #expect(write["verb"] as? String == "delete")
         #expect(write["allowed"] as? Bool == false)
         #expect((write["reason"] as? String)?.contains("read-only") == true)
     }
 
     @Test("policy explain exits 2 with the reason for a target refused before authorization")
-    func explainUnparseable() throws {
-        let result = try CLI.run(["policy", "explain", "--policies", policies, "GET", "/api/v1/namespaces/a%2Fb/pods"])
+    func explainUnparseable() async throws {
+        let result = try await CLI.run(["policy", "explain", "--policies", policies, "GET", "/api/v1/namespaces/a%2Fb/pods"])
         #expect(result.status == 2)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr == "refused before authorization: the request path contains an encoded slash\n")
     }
 
     @Test("a peer-limited rule matches only with --peer")
-    func explainPeer() throws {
+    func explainPeer() async throws {
         let dir = try CLI.temporaryDirectory()
         try "rules:\n  - {apiGroups: [\"\"], resources: [nodes], verbs: [list], peers: [cluster-b]}\n"
             .write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
-        let without = try json(try CLI.run(["policy", "explain", "--policies", dir, "GET", "/api/v1/nodes"]).stdout)
+        let without = try json(try await CLI.run(["policy", "explain", "--policies", dir, "GET", "/api/v1/nodes"]).stdout)
         #expect(without["allowed"] as? Bool == false)
-        let with = try json(try CLI.run(["policy", "explain", "--policies", dir, "--peer", "cluster-b", "GET", "/api/v1/nodes"]).stdout)
+        let with = try json(try await CLI.run(["policy", "explain", "--policies", dir, "--peer", "cluster-b", "GET", "/api/v1/nodes"]).stdout)
         #expect(with["allowed"] as? Bool == true)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import IsthmusTestSupport
 import IsthmusTrust
 import Testing
 
@@ -6,72 +7,31 @@ import Testing
 import Glibc
 #endif
 
-/// A long-running `isthmus` subcommand, read until it says where it serves.
-final class RunningCommand {
-    let process = Process()
-    private let output = Pipe()
-
-    /// Reads stderr, or stdout when `readStdout`.
-    init(_ arguments: [String], readStdout: Bool = false, in directory: String? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: CLI.binary)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        process.standardError = readStdout ? FileHandle.nullDevice : output
-        process.standardOutput = readStdout ? output : FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    /// Everything read so far, so a later wait still finds an earlier line.
-    private var text = ""
-
-    /// Reads until a line contains `marker`; returns that line (nil at EOF).
-    func waitForLine(containing marker: String) -> String? {
-        while true {
-            if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }) { return String(line) }
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { return nil }
-            text += String(decoding: data, as: UTF8.self)
-        }
-    }
-
-    func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-
-    /// The port at the end of `serving https://127.0.0.1:PORT ...` (or `http://` for the admin listener).
-    static func port(in line: String, scheme: String = "https") -> Int? {
-        guard let range = line.range(of: scheme + "://127.0.0.1:") else { return nil }
-        return Int(line[range.upperBound...].prefix { $0.isNumber })
-    }
-}
-
 @Suite("isthmus proxy", .serialized)
 struct ProxyCommandTests {
     private let clusterUUID = "0b4e3f66-7a2d-4e55-8f0c-5d1e9b7c3a22"
     private let peerUUID = "8d5f5d2e-1c1a-4a8e-9a53-2f6f4a3d2c11"
 
     @Test("a configuration error names the flag and exits before listening")
-    func configurationError() throws {
+    func configurationError() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "token\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         try "not a ca".write(toFile: dir + "/ca.crt", atomically: true, encoding: .utf8)
-        let missingPeers = try CLI.run(["proxy", "--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:1",
+        let missingPeers = try await CLI.run(["proxy", "--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:1",
                                         "--upstream-ca", dir + "/ca.crt", "--token-file", dir + "/token",
                                         "--peers", dir + "/missing.json", "--cluster-uuid", clusterUUID])
         #expect(missingPeers.status == 2)
         #expect(missingPeers.stderr.contains("isthmus proxy: --peers: "),
                 "\(missingPeers.stderr)")
-        let badDuration = try CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--max-watch", "30"])
+        let badDuration = try await CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--max-watch", "30"])
         #expect(badDuration.status == 2)
         #expect(badDuration.stderr == "isthmus proxy: --max-watch: must be a duration like 90s, 15m or 1h30m, got \"30\"\n",
                 "\(badDuration.stderr)")
-        let noToken = try CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--token-file", dir + "/none"])
+        let noToken = try await CLI.run(["proxy", "--peers", "p", "--cluster-uuid", clusterUUID, "--token-file", dir + "/none"])
         #expect(noToken.status == 2)
         #expect(noToken.stderr.contains("isthmus proxy: --token-file: cannot read"), "\(noToken.stderr)")
-        let badAccessLog = try CLI.run(["proxy", "--upstream", "https://127.0.0.1:1", "--upstream-ca", dir + "/ca.crt",
+        let badAccessLog = try await CLI.run(["proxy", "--upstream", "https://127.0.0.1:1", "--upstream-ca", dir + "/ca.crt",
                                         "--token-file", dir + "/token", "--peers", "p", "--cluster-uuid", clusterUUID,
                                         "--access-log", "syslog"])
         #expect(badAccessLog.status == 2)
@@ -79,12 +39,12 @@ struct ProxyCommandTests {
     }
 
     @Test("a config file error is one line naming FILE:LINE:COL and the field, exit 2 before listening")
-    func configFileError() throws {
+    func configFileError() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "token\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         try "listen: 127.0.0.1:0\nmaxWatch: 30\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
-        let badType = try CLI.run(["proxy", "--config", dir + "/bad.yaml"])
+        let badType = try await CLI.run(["proxy", "--config", dir + "/bad.yaml"])
         #expect(badType.status == 2)
         #expect(badType.stderr == "isthmus proxy: \(dir)/bad.yaml:2:11: maxWatch: expected a string like 90s, 15m or 1h30m (a bare number has no unit), got 30\n",
                 "\(badType.stderr)")
@@ -96,23 +56,23 @@ struct ProxyCommandTests {
             peers: missing.json
             clusterUUID: \(clusterUUID)
             """.write(toFile: dir + "/missing.yaml", atomically: true, encoding: .utf8)
-        let missingPeers = try CLI.run(["proxy", "--config", dir + "/missing.yaml", "--listen", "127.0.0.1:0"])
+        let missingPeers = try await CLI.run(["proxy", "--config", dir + "/missing.yaml", "--listen", "127.0.0.1:0"])
         #expect(missingPeers.status == 2)
         #expect(missingPeers.stderr.hasPrefix("isthmus proxy: \(dir)/missing.yaml:4:8: peers: "), "\(missingPeers.stderr)")
         #expect(!missingPeers.stderr.contains("serving"))
-        let missingFile = try CLI.run(["proxy", "--config", dir + "/none.yaml"])
+        let missingFile = try await CLI.run(["proxy", "--config", dir + "/none.yaml"])
         #expect(missingFile.status == 2)
         #expect(missingFile.stderr.hasPrefix("isthmus proxy: --config: cannot read \(dir)/none.yaml"), "\(missingFile.stderr)")
     }
 
     @Test("examples/proxy.yaml runs the proxy, with flags overriding its paths")
-    func exampleConfig() throws {
+    func exampleConfig() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
-        defer { apiserver.stop() }
-        let upstreamLine = try #require(apiserver.waitForLine(containing: "serving https://"))
-        let upstreamPort = try #require(RunningCommand.port(in: upstreamLine))
+        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        defer { apiserver.send(SIGKILL) }
+        let upstreamLine = try #require(await apiserver.waitForLine(containing: "serving https://"))
+        let upstreamPort = try #require(CLI.port(in: upstreamLine))
         try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         let key = SigningKeyPair()
         let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
@@ -124,20 +84,20 @@ struct ProxyCommandTests {
             .filter { !$0.hasPrefix("tlsCert:") && !$0.hasPrefix("tlsKey:") }
             .joined(separator: "\n")
         try example.write(toFile: dir + "/proxy.yaml", atomically: true, encoding: .utf8)
-        let proxy = try RunningCommand([
+        let proxy = try RunningChild(CLI.binary, [
             "proxy", "--config", dir + "/proxy.yaml", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
             "--upstream", "https://127.0.0.1:\(upstreamPort)", "--upstream-ca", dir + "/pki/ca.crt",
             "--token-file", dir + "/token", "--peers", dir + "/peers.json", "--policies", CLI.repositoryRoot + "/policies",
             "--write-ca", dir + "/proxy-ca.crt",
         ])
-        defer { proxy.stop() }
-        let proxyLine = try #require(proxy.waitForLine(containing: "serving https://"))
-        let proxyPort = try #require(RunningCommand.port(in: proxyLine))
+        defer { proxy.send(SIGKILL) }
+        let proxyLine = try #require(await proxy.waitForLine(containing: "serving https://"))
+        let proxyPort = try #require(CLI.port(in: proxyLine))
         // The audience comes from the file's clusterUUID.
         let now = Int64(Date().timeIntervalSince1970)
         let token = mint(TokenClaims(subject: peerUUID, audience: clusterUUID, scope: .api, notBefore: now - 10,
                                      expiresAt: now + 600), with: key)
-        let list = try curl(["-H", "@" + (try headerFile(token: token, in: dir)),
+        let list = try await curl(["-H", "@" + (try headerFile(token: token, in: dir)),
                              "https://127.0.0.1:\(proxyPort)/api/v1/namespaces"], ca: dir + "/proxy-ca.crt")
         #expect(list.hasSuffix("\n200") && list.contains("NamespaceList"), "\(list)")
     }
@@ -146,69 +106,51 @@ struct ProxyCommandTests {
     func endToEnd() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
-        defer { apiserver.stop() }
-        let upstreamLine = try #require(apiserver.waitForLine(containing: "serving https://"))
-        let upstreamPort = try #require(RunningCommand.port(in: upstreamLine))
+        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        defer { apiserver.send(SIGKILL) }
+        let upstreamLine = try #require(await apiserver.waitForLine(containing: "serving https://"))
+        let upstreamPort = try #require(CLI.port(in: upstreamLine))
 
         try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         let key = SigningKeyPair()
         let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
         let peers = try TrustedPeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
         try peers.encodedJSONString().write(toFile: dir + "/peers.json", atomically: true, encoding: .utf8)
-        let proxy = try RunningCommand([
+        let proxy = try RunningChild(CLI.binary, [
             "proxy", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--upstream", "https://127.0.0.1:\(upstreamPort)",
             "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
             "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID, "--write-ca", dir + "/proxy-ca.crt",
             "--admin-listen", "127.0.0.1:0", "--audit-log", dir + "/audit.log", "--readiness-probe-interval", "1s",
         ])
-        defer { proxy.stop() }
-        let proxyLine = try #require(proxy.waitForLine(containing: "serving https://"))
-        let proxyPort = try #require(RunningCommand.port(in: proxyLine))
+        defer { proxy.send(SIGKILL) }
+        let proxyLine = try #require(await proxy.waitForLine(containing: "serving https://"))
+        let proxyPort = try #require(CLI.port(in: proxyLine))
 
         let now = Int64(Date().timeIntervalSince1970)
         let token = mint(TokenClaims(subject: peerUUID, audience: clusterUUID, scope: .api, notBefore: now - 10,
                                      expiresAt: now + 600), with: key)
         try "Authorization: Bearer \(token)\n".write(toFile: dir + "/auth.header", atomically: true, encoding: .utf8)
-        func curl(_ path: String, auth: Bool) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-            process.arguments = ["-sS", "--cacert", dir + "/proxy-ca.crt", "-w", "\n%{http_code}"]
-                + (auth ? ["-H", "@" + dir + "/auth.header"] : []) + ["https://127.0.0.1:\(proxyPort)\(path)"]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
+        func curl(_ path: String, auth: Bool) async throws -> String {
+            try await ChildProcess.run(Executables.curl, ["-sS", "--cacert", dir + "/proxy-ca.crt", "-w", "\n%{http_code}"]
+                + (auth ? ["-H", "@" + dir + "/auth.header"] : []) + ["https://127.0.0.1:\(proxyPort)\(path)"]).stdout
         }
-        #expect(try curl("/healthz", auth: false) == "ok\n200")
-        let list = try curl("/api/v1/namespaces", auth: true)
+        #expect(try await curl("/healthz", auth: false) == "ok\n200")
+        let list = try await curl("/api/v1/namespaces", auth: true)
         #expect(list.hasSuffix("\n200") && list.contains("NamespaceList"), "\(list)")
-        #expect(try curl("/api/v1/namespaces", auth: false).hasSuffix("\n401"))
+        #expect(try await curl("/api/v1/namespaces", auth: false).hasSuffix("\n401"))
 
         // The admin listener: plain HTTP, /metrics counts what just happened, /readyz probes the upstream.
-        let adminLine = try #require(proxy.waitForLine(containing: "admin http://"))
-        let adminPort = try #require(RunningCommand.port(in: adminLine, scheme: "http"))
-        func admin(_ path: String) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-            process.arguments = ["-sS", "-w", "\n%{http_code}", "http://127.0.0.1:\(adminPort)\(path)"]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
+        let adminLine = try #require(await proxy.waitForLine(containing: "admin http://"))
+        let adminPort = try #require(CLI.port(in: adminLine, scheme: "http"))
+        func admin(_ path: String) async throws -> String {
+            try await ChildProcess.run(Executables.curl, ["-sS", "-w", "\n%{http_code}", "http://127.0.0.1:\(adminPort)\(path)"]).stdout
         }
-        let metrics = try admin("/metrics")
+        let metrics = try await admin("/metrics")
         #expect(metrics.contains(#"isthmus_proxy_requests_total{peer="\#(peerUUID)",verb="list",resource="namespaces",code="200"} 1"#), "\(metrics)")
         #expect(metrics.contains(#"isthmus_proxy_denials_total{reason="unauthorized"} 1"#), "\(metrics)")
         var ready = ""
         for _ in 0..<300 where !ready.hasSuffix("\n200") {
-            ready = try admin("/readyz?verbose")
+            ready = try await admin("/readyz?verbose")
             if !ready.hasSuffix("\n200") { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(ready.contains("[+]upstream ok") && ready.hasSuffix("\n200"), "\(ready)")
@@ -224,13 +166,13 @@ struct ProxyCommandTests {
     }
 
     @Test("SIGHUP makes isthmus proxy re-read its peers file at once")
-    func hangupReloads() throws {
+    func hangupReloads() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let apiserver = try RunningCommand(["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
-        defer { apiserver.stop() }
-        let upstreamLine = try #require(apiserver.waitForLine(containing: "serving https://"))
-        let upstreamPort = try #require(RunningCommand.port(in: upstreamLine))
+        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        defer { apiserver.send(SIGKILL) }
+        let upstreamLine = try #require(await apiserver.waitForLine(containing: "serving https://"))
+        let upstreamPort = try #require(CLI.port(in: upstreamLine))
         try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
         let key = SigningKeyPair(), newPeerKey = SigningKeyPair()
@@ -240,69 +182,57 @@ struct ProxyCommandTests {
         }
         try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
         // The poll is an hour away: only SIGHUP can make the change visible.
-        let proxy = try RunningCommand([
+        let proxy = try RunningChild(CLI.binary, [
             "proxy", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--upstream", "https://127.0.0.1:\(upstreamPort)",
             "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
             "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID, "--write-ca", dir + "/proxy-ca.crt",
             "--reload-interval", "1h",
         ])
-        defer { proxy.stop() }
-        let proxyLine = try #require(proxy.waitForLine(containing: "serving https://"))
-        let proxyPort = try #require(RunningCommand.port(in: proxyLine))
+        defer { proxy.send(SIGKILL) }
+        let proxyLine = try #require(await proxy.waitForLine(containing: "serving https://"))
+        let proxyPort = try #require(CLI.port(in: proxyLine))
         let now = Int64(Date().timeIntervalSince1970)
         let token = mint(TokenClaims(subject: newPeer, audience: clusterUUID, scope: .api, notBefore: now - 10,
                                      expiresAt: now + 600), with: newPeerKey)
         let header = try headerFile(token: token, in: dir)
-        func list() throws -> String {
-            try curl(["-H", "@" + header, "https://127.0.0.1:\(proxyPort)/api/v1/namespaces"], ca: dir + "/proxy-ca.crt")
+        func list() async throws -> String {
+            try await curl(["-H", "@" + header, "https://127.0.0.1:\(proxyPort)/api/v1/namespaces"], ca: dir + "/proxy-ca.crt")
         }
-        #expect(try list().hasSuffix("\n401"))
+        await #expect(try list().hasSuffix("\n401"))
         try writePeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca),
                         TrustedPeer(clusterUUID: newPeer, keys: [newPeerKey.publicKey], rootCA: ca)])
-        kill(proxy.process.processIdentifier, SIGHUP)
+        proxy.send(SIGHUP)
         let deadline = Date().addingTimeInterval(20)
         var last = ""
         while Date() < deadline {
-            last = try list()
+            last = try await list()
             if last.hasSuffix("\n200") { break }
-            Thread.sleep(forTimeInterval: 0.05)
+            try await Task.sleep(for: .milliseconds(50))
         }
         #expect(last.hasSuffix("\n200") && last.contains("NamespaceList"), "\(last)")
-        #expect(proxy.process.isRunning, "SIGHUP must not stop the proxy")
+        #expect(proxy.isRunning, "SIGHUP must not stop the proxy")
     }
 
     @Test("isthmus dev: the printed kubectl commands work as the fake peer, delete is refused, Ctrl-C stops it")
-    func dev() throws {
+    func dev() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let dev = try RunningCommand(["dev", "--policies", CLI.repositoryRoot + "/policies"], readStdout: true, in: dir)
-        defer { dev.stop() }
-        _ = try #require(dev.waitForLine(containing: "Ctrl-C stops everything"))
+        let dev = try RunningChild(CLI.binary, ["dev", "--policies", CLI.repositoryRoot + "/policies"], workingDirectory: dir)
+        defer { dev.send(SIGKILL) }
+        _ = try #require(await dev.waitForLine(containing: "Ctrl-C stops everything"))
         let kubeconfig = dir + "/.isthmus-dev/peer.kubeconfig"
         #expect(FileManager.default.fileExists(atPath: kubeconfig))
-        func kubectl(_ args: String...) throws -> CLIResult {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
-            process.arguments = ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/kube-cache"] + args
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile()
-            let e = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return CLIResult(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                             stderr: String(decoding: e, as: UTF8.self))
+        func kubectl(_ args: String...) async throws -> CLIResult {
+            try await ChildProcess.run(Executables.kubectl, ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/kube-cache"] + args)
         }
-        let services = try kubectl("get", "svc", "-A")
+        let services = try await kubectl("get", "svc", "-A")
         #expect(services.status == 0 && services.stdout.contains("istiod") && services.stdout.contains("cart"), "\(services)")
-        let slices = try kubectl("get", "endpointslices", "-n", "demo")
+        let slices = try await kubectl("get", "endpointslices", "-n", "demo")
         #expect(slices.status == 0 && slices.stdout.contains("web-abc12"), "\(slices)")
-        let delete = try kubectl("delete", "svc", "web", "-n", "demo")
+        let delete = try await kubectl("delete", "svc", "web", "-n", "demo")
         #expect(delete.status != 0 && delete.stderr.contains("read-only"), "\(delete)")
-        kill(dev.process.processIdentifier, SIGINT)
-        dev.process.waitUntilExit()
-        #expect(dev.process.terminationStatus == 0)
+        dev.send(SIGINT)
+        #expect(await dev.waitForExit() == 0)
     }
 
     private func headerFile(token: String, in dir: String) throws -> String {
@@ -312,16 +242,7 @@ struct ProxyCommandTests {
     }
 
     /// curl's body and status code, `BODY\nCODE`.
-    private func curl(_ arguments: [String], ca: String?) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-sS", "-w", "\n%{http_code}"] + (ca.map { ["--cacert", $0] } ?? []) + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+    private func curl(_ arguments: [String], ca: String?) async throws -> String {
+        try await ChildProcess.run(Executables.curl, ["-sS", "-w", "\n%{http_code}"] + (ca.map { ["--cacert", $0] } ?? []) + arguments).stdout
     }
 }

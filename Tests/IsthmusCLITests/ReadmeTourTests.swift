@@ -1,4 +1,5 @@
 import Foundation
+import IsthmusTestSupport
 import Testing
 
 /// The README's tour, run line by line as a newcomer would, so the docs cannot rot.
@@ -14,25 +15,16 @@ struct ReadmeTourTests {
     }
 
     @Test("every command of the README tour succeeds and shows what the README says")
-    func tourRuns() throws {
+    func tourRuns() async throws {
         var lines = try Self.tourBlock()
         // The build is what `swift test` already did; point B at the binary it built.
         #expect(lines.first == "swift build")
         #expect(lines.dropFirst().first == "B=.build/debug/isthmus")
         lines.removeFirst(2)
         let script = "set -euo pipefail\nB='\(CLI.binary)'\n" + lines.joined(separator: "\n")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", script]
-        process.currentDirectoryURL = URL(fileURLWithPath: CLI.repositoryRoot)
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "stderr: \(stderr)")
+        let run = try await ChildProcess.run("/bin/bash", ["-c", script], workingDirectory: CLI.repositoryRoot)
+        let (stdout, stderr) = (run.stdout, run.stderr)
+        #expect(run.status == 0, "stderr: \(stderr)")
         let output = stdout.split(separator: "\n").map(String.init)
         #expect(output.contains("cluster-a"), "token verify prints the peer")
         #expect(output.contains { $0.hasPrefix("policies/: 7 rules") })

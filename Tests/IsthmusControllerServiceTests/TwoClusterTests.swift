@@ -7,6 +7,7 @@ import IsthmusKubeClient
 import IsthmusKubeTypes
 import IsthmusMetadata
 import IsthmusProxy
+import IsthmusTestSupport
 import IsthmusTrust
 import Testing
 
@@ -166,40 +167,6 @@ func installIstioMulticlusterCRD(_ server: FakeAPIServer) throws {
     try server.create(resource: "customresourcedefinitions", group: "apiextensions.k8s.io", object: crd)
 }
 
-/// Polls `condition` until it holds or `timeout` passes (generous: the machine is shared).
-func eventually(timeout: Duration = .seconds(90), _ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    Issue.record("timed out waiting for \(what)")
-    throw CancellationError()
-}
-
-struct ProcessOutput: CustomStringConvertible {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
-}
-
-func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessOutput {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-    async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-    let (o, e) = await (stdout, stderr)
-    await Task.detached { p.waitUntilExit() }.value
-    return ProcessOutput(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-}
-
 @Suite(.serialized) struct TwoClusterTests {
     /// B with its key, and A trusting that key (as A's controller would once
     /// it read B's public metadata).
@@ -250,7 +217,7 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
         defer { loop.cancel() }
         try Self.createMulticluster(on: b, for: a)
 
-        try await eventually("cluster-a Ready=True") {
+        await eventually("cluster-a Ready=True", deadline: .seconds(90)) {
             let conditions = b.multicluster("cluster-a")?.value(at: ["status", "conditions"])?.arrayValue ?? []
             return conditions.count == 4 && conditions.allSatisfy { $0["status"]?.stringValue == "True" }
         }
@@ -272,32 +239,32 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
         let kubeconfig = directory.appendingPathComponent("b-to-a.kubeconfig").path
         try Data(try #require(remote.data[PeerCluster.uuid])).write(to: URL(fileURLWithPath: kubeconfig))
         let cache = directory.appendingPathComponent("cache").path
-        let list = try await runProcess("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", cache, "get", "svc", "-A"])
+        let list = try await ChildProcess.run(Executables.kubectl, ["--kubeconfig", kubeconfig, "--cache-dir", cache, "get", "svc", "-A"])
         #expect(list.status == 0, "\(list)")
         #expect(list.stdout.contains("web-in-a"), "\(list)")
-        let delete = try await runProcess("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", cache,
+        let delete = try await ChildProcess.run(Executables.kubectl, ["--kubeconfig", kubeconfig, "--cache-dir", cache,
                                                                "delete", "svc", "web-in-a", "-n", "demo"])
         #expect(delete.status != 0, "\(delete)")
         #expect((try? a.apiserver.get(resource: "services", namespace: "demo", name: "web-in-a")) != nil)
 
         // Admin port: ready, and the gauges say the peer is ready and trusted.
-        let metrics = try await runProcess("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(admin.port)/metrics"])
+        let metrics = try await ChildProcess.run(Executables.curl, ["-sS", "--fail", "http://127.0.0.1:\(admin.port)/metrics"])
         #expect(metrics.stdout.contains("isthmus_controller_peer_ready{peer=\"cluster-a\"} 1"), "\(metrics)")
         #expect(metrics.stdout.contains("isthmus_controller_trusted_peers 1"), "\(metrics)")
         #expect(metrics.stdout.contains("isthmus_controller_peer_api_up{peer=\"cluster-a\"} 1"), "\(metrics)")
-        let ready = try await runProcess("/usr/bin/curl", ["-sS", "--fail", "http://127.0.0.1:\(admin.port)/readyz"])
+        let ready = try await ChildProcess.run(Executables.curl, ["-sS", "--fail", "http://127.0.0.1:\(admin.port)/readyz"])
         #expect(ready.status == 0, "\(ready)")
 
         // Settled: further rounds write nothing.
         b.apiserver.clearRecentRequests()
         let roundsBefore = b.service.roundsCompleted
-        try await eventually("two more rounds") { b.service.roundsCompleted >= roundsBefore + 2 }
+        await eventually("two more rounds", deadline: .seconds(90)) { b.service.roundsCompleted >= roundsBefore + 2 }
         let writes = b.apiserver.recentRequests.filter { ["POST", "PUT", "PATCH", "DELETE"].contains($0.method) && !$0.uri.contains("/leases") }
         #expect(writes.isEmpty, "\(writes.map { "\($0.method) \($0.uri)" })")
 
         // Deleting the IstioMulticluster removes the peer and its remote secret.
         _ = try b.apiserver.delete(resource: "istiomulticlusters", group: "deckhouse.io", name: "cluster-a")
-        try await eventually("remote secret deleted and peer untrusted") {
+        await eventually("remote secret deleted and peer untrusted", deadline: .seconds(90)) {
             guard b.secret("istio-system", "istio-remote-secret-cluster-a") == nil,
                   let secret = b.secret(LocalCluster.namespace, "isthmus-trusted-peers"),
                   let peers = try? TrustedPeers(json: secret.data["peers.json"] ?? []) else { return false }
@@ -321,11 +288,11 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
         let loop = Task { try await b.service.run() }
         defer { loop.cancel() }
         try Self.createMulticluster(on: b, for: a)
-        try await eventually("cluster-a Ready=True") { Self.conditions(b)["Ready"]?.status == "True" }
+        await eventually("cluster-a Ready=True", deadline: .seconds(90)) { Self.conditions(b)["Ready"]?.status == "True" }
         let remoteBefore = try #require(b.secret("istio-system", "istio-remote-secret-cluster-a"))
 
         try await a.metadata.shutdown()
-        try await eventually("PublicMetadataFetched=False EndpointUnreachable") {
+        await eventually("PublicMetadataFetched=False EndpointUnreachable", deadline: .seconds(90)) {
             Self.conditions(b)["PublicMetadataFetched"].map { $0 == ("False", "EndpointUnreachable") } ?? false
         }
         #expect(Self.conditions(b)["Ready"].map { $0 == ("False", "MetadataStale") } ?? false, "\(Self.conditions(b))")
@@ -337,7 +304,7 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
         #expect((errors ?? 0) >= 1)
 
         try await a.restartMetadata()
-        try await eventually("cluster-a Ready=True again") { Self.conditions(b)["Ready"]?.status == "True" }
+        await eventually("cluster-a Ready=True again", deadline: .seconds(90)) { Self.conditions(b)["Ready"]?.status == "True" }
         #expect(Self.conditions(b)["PublicMetadataFetched"]?.reason == "Fetched")
 
         loop.cancel()
@@ -364,12 +331,12 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
         let first = try b.replica(identity: "replica-1")
         let second = try b.replica(identity: "replica-2")
         let firstLoop = Task { try await first.run() }
-        try await eventually("replica-1 leads and reconciles") { first.roundsCompleted >= 3 }
+        await eventually("replica-1 leads and reconciles", deadline: .seconds(90)) { first.roundsCompleted >= 3 }
         let secondLoop = Task { try await second.run() }
         defer { firstLoop.cancel(); secondLoop.cancel() }
-        try await eventually("replica-2 stands by, ready") { second.isReady }
+        await eventually("replica-2 stands by, ready", deadline: .seconds(90)) { second.isReady }
         let roundsBefore = first.roundsCompleted
-        try await eventually("replica-1 keeps reconciling") { first.roundsCompleted >= roundsBefore + 3 }
+        await eventually("replica-1 keeps reconciling", deadline: .seconds(90)) { first.roundsCompleted >= roundsBefore + 3 }
         #expect(second.roundsCompleted == 0, "a standby replica reconciled")
         let lease = try b.apiserver.get(resource: "leases", group: "coordination.k8s.io", namespace: LocalCluster.namespace,
                                         name: "isthmus-controller")
@@ -378,8 +345,8 @@ func runProcess(_ executable: String, _ args: [String]) async throws -> ProcessO
         // The leader stops (releasing the Lease): the standby takes over.
         firstLoop.cancel()
         _ = await firstLoop.result
-        try await eventually("replica-2 takes over") { second.roundsCompleted >= 1 }
-        try await eventually("cluster-a Ready=True under replica-2") { Self.conditions(b)["Ready"]?.status == "True" }
+        await eventually("replica-2 takes over", deadline: .seconds(90)) { second.roundsCompleted >= 1 }
+        await eventually("cluster-a Ready=True under replica-2", deadline: .seconds(90)) { Self.conditions(b)["Ready"]?.status == "True" }
 
         secondLoop.cancel()
         _ = await secondLoop.result

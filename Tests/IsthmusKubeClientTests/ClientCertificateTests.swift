@@ -1,6 +1,7 @@
 import Foundation
 import IsthmusKubeClient
 import IsthmusKubeTypes
+import IsthmusTestSupport
 import Testing
 
 /// Mutual TLS with the kubeconfig's client-certificate / client-key files,
@@ -9,22 +10,15 @@ import Testing
 @Suite struct ClientCertificateTests {
     static let openssl = "/usr/bin/openssl"
 
-    func run(_ script: String, in directory: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-ec", script]
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(script)")
+    func run(_ script: String, in directory: String) async throws {
+        let output = try await ChildProcess.run("/bin/sh", ["-ec", script], workingDirectory: directory)
+        #expect(output.status == 0, "\(script)")
     }
 
     @Test func clientCertificateFromKubeconfigFilesIsPresented() async throws {
         let dir = try TemporaryDirectory()
         let o = Self.openssl
-        try run("""
+        try await run("""
             \(o) req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -subj /CN=test-ca -days 1
             \(o) req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=apiserver
             printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
@@ -38,27 +32,13 @@ import Testing
             """, in: dir.path)
 
         // -HTTP serves files relative to the working directory, the file holding the whole response.
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: o)
-        server.arguments = ["s_server", "-accept", "127.0.0.1:0", "-cert", "server.crt", "-key", "server.key",
-                            "-CAfile", "ca.crt", "-Verify", "1", "-HTTP"]
-        server.currentDirectoryURL = URL(fileURLWithPath: dir.path)
-        _ = FileManager.default.createFile(atPath: dir.path + "/s_server.log", contents: nil)
-        server.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.path + "/s_server.log"))
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer {
-            // s_server does not end on SIGTERM while it serves.
-            kill(server.processIdentifier, SIGKILL)
-            server.waitUntilExit()
-        }
-        var port = ""
-        try await eventually(timeout: .seconds(30), "s_server to listen") {
-            let log = (try? String(contentsOfFile: dir.path + "/s_server.log", encoding: .utf8)) ?? ""
-            guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT ") }) else { return false }
-            port = String(line.split(separator: ":").last ?? "")
-            return true
-        }
+        let server = try RunningChild(o, ["s_server", "-accept", "127.0.0.1:0", "-cert", "server.crt", "-key", "server.key",
+                                          "-CAfile", "ca.crt", "-Verify", "1", "-HTTP"], workingDirectory: dir.path)
+        // s_server does not end on SIGTERM while it serves.
+        defer { server.send(SIGKILL) }
+        let line = try #require(await server.waitForLine(containing: "ACCEPT ", on: .stdout, deadline: .seconds(30)),
+                                "s_server to listen")
+        let port = String(line.split(separator: ":").last ?? "")
 
         func kubeconfig(withClientCertificate: Bool) throws -> String {
             try dir.write(withClientCertificate ? "with-cert" : "without-cert", """

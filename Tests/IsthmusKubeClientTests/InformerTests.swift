@@ -2,6 +2,7 @@ import Foundation
 import IsthmusFakeAPIServer
 import IsthmusKubeClient
 import IsthmusKubeTypes
+import IsthmusTestSupport
 import Synchronization
 import Testing
 
@@ -126,9 +127,9 @@ func cacheState(_ informer: Informer) -> [String: UInt64] {
             if i % 20 == 0 { try await Task.sleep(for: .milliseconds(20)) }
         }
         let expected = driver.expected
-        try await eventually(timeout: .seconds(120), "the informer cache to match the server", detail: {
-            "\(informer.statistics) cache \(cacheState(informer).count) expected \(expected.count) differing \(cacheState(informer).filter { expected[$0.key] != $0.value }.count)"
-        }) {
+        await eventually(
+            "the informer cache to match the server \(informer.statistics) cache \(cacheState(informer).count) expected \(expected.count) differing \(cacheState(informer).filter { expected[$0.key] != $0.value }.count)",
+            deadline: .seconds(120)) {
             cacheState(informer) == expected && mirror.state.withLock { $0.objects } == expected
         }
         kube.server.setFaults(FaultInjection())
@@ -168,7 +169,7 @@ func cacheState(_ informer: Informer) -> [String: UInt64] {
         let consumer = Task { await mirror.consume(informer.events) }
         let runner = Task { await informer.run() }
         await informer.waitUntilSynced()
-        try await eventually("the first watch") { kube.server.openWatchCount == 1 }
+        await eventually("the first watch", deadline: .seconds(60)) { kube.server.openWatchCount == 1 }
 
         // Every new request fails.
         var faults = FaultInjection()
@@ -177,14 +178,14 @@ func cacheState(_ informer: Informer) -> [String: UInt64] {
         faults.cutWatchesAfterEvents = 1
         kube.server.setFaults(faults)
         try driver.change(0, names: 10)
-        try await eventually("the informer to be failing") { informer.statistics.failures >= 2 }
+        await eventually("the informer to be failing", deadline: .seconds(60)) { informer.statistics.failures >= 2 }
 
         for i in 0..<10 { try kube.server.delete(resource: "configmaps", namespace: "default", name: "seed-\(i)"); driver.expected["default/seed-\(i)"] = nil }
         for i in 1..<100 { try driver.change(i, names: 10) }
         kube.server.setFaults(FaultInjection())
 
         let expected = driver.expected
-        try await eventually(timeout: .seconds(120), "the informer cache to converge after the re-list", detail: { "\(informer.statistics)" }) {
+        await eventually("the informer cache to converge after the re-list \(informer.statistics)", deadline: .seconds(120)) {
             cacheState(informer) == expected && mirror.state.withLock { $0.objects } == expected
         }
         let stats = informer.statistics
@@ -210,7 +211,7 @@ func cacheState(_ informer: Informer) -> [String: UInt64] {
         let mirror = EventMirror()
         let consumer = Task { await mirror.consume(informer.events) }
         let runner = Task { await informer.run() }
-        try await eventually("two rounds of resync") { mirror.state.withLock { $0.resyncs } >= 4 }
+        await eventually("two rounds of resync", deadline: .seconds(60)) { mirror.state.withLock { $0.resyncs } >= 4 }
         #expect(informer.get(namespace: "kube-system", name: "b") != nil)
         #expect(informer.get(namespace: "default", name: "a") != nil)
         #expect(mirror.state.withLock { $0.problems } == [])
@@ -231,11 +232,11 @@ func cacheState(_ informer: Informer) -> [String: UInt64] {
         #expect(informer.list().map { $0.value(at: ["metadata", "name"])?.stringValue } == ["mine"])
         try kube.server.create(resource: "configmaps", object: configMap("mine-2", labels: ["owner": "isthmus"]))
         try kube.server.create(resource: "configmaps", object: configMap("theirs-2", labels: ["owner": "other"]))
-        try await eventually("the new matching object") { informer.get(namespace: "default", name: "mine-2") != nil }
+        await eventually("the new matching object", deadline: .seconds(60)) { informer.get(namespace: "default", name: "mine-2") != nil }
         #expect(informer.get(namespace: "default", name: "theirs-2") == nil)
         runner.cancel()
         await runner.value
-        try await eventually("the watch to close") { kube.server.openWatchCount == 0 }
+        await eventually("the watch to close", deadline: .seconds(60)) { kube.server.openWatchCount == 0 }
         try await kube.shutdown()
     }
 }

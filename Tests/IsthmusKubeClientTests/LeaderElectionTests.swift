@@ -2,6 +2,7 @@ import Foundation
 import IsthmusFakeAPIServer
 import IsthmusKubeClient
 import IsthmusKubeTypes
+import IsthmusTestSupport
 import Synchronization
 import Testing
 
@@ -84,7 +85,7 @@ final class WorkLog: Sendable {
         let log = WorkLog()
         let a = elector(kube, "replica-a"), b = elector(kube, "replica-b")
         let runA = Task { await a.run(log.work("a")) }
-        try await eventually("a to lead") { a.isLeader && log.running("a") }
+        await eventually("a to lead", deadline: .seconds(60)) { a.isLeader && log.running("a") }
         let runB = Task { await b.run(log.work("b")) }
         // For longer than the lease duration, b stays a follower: a keeps renewing.
         let until = ContinuousClock.now + .seconds(4)
@@ -99,7 +100,7 @@ final class WorkLog: Sendable {
         await runA.value
         #expect(!log.running("a"))
         // a released the lease, so b takes it well before a lease duration passes.
-        try await eventually("b to lead") { b.isLeader && log.running("b") }
+        await eventually("b to lead", deadline: .seconds(60)) { b.isLeader && log.running("b") }
         let taken = try await kube.client.get(.leases, namespace: "kube-system", name: "isthmus-controller")
         #expect(taken.value(at: ["spec", "holderIdentity"])?.stringValue == "replica-b")
         #expect((taken.value(at: ["spec", "leaseTransitions"])?.intValue ?? 0) >= 1)
@@ -114,7 +115,7 @@ final class WorkLog: Sendable {
         let log = WorkLog()
         let a = elector(kube, "replica-a")
         let runA = Task { await a.run(log.work("a")) }
-        try await eventually("a to lead") { a.isLeader }
+        await eventually("a to lead", deadline: .seconds(60)) { a.isLeader }
         runA.cancel()
         await runA.value
         let lease = try await kube.client.get(.leases, namespace: "kube-system", name: "isthmus-controller")
@@ -129,12 +130,12 @@ final class WorkLog: Sendable {
         let log = WorkLog()
         let a = elector(kube, "replica-a")
         let runA = Task { await a.run(log.work("a")) }
-        try await eventually("a to lead") { a.isLeader && log.running("a") }
+        await eventually("a to lead", deadline: .seconds(60)) { a.isLeader && log.running("a") }
         var faults = FaultInjection()
         faults.errorFraction = 1
         kube.server.setFaults(faults)
         // Past the renew deadline the work is cancelled, before the lease could expire for others.
-        try await eventually(timeout: .seconds(30), "a to step down") { !a.isLeader && !log.running("a") }
+        await eventually("a to step down", deadline: .seconds(30)) { !a.isLeader && !log.running("a") }
         runA.cancel()
         await runA.value
         try await kube.shutdown()

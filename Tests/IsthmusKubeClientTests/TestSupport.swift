@@ -64,18 +64,6 @@ struct KubeTestServer {
     func shutdown() async throws { try await server.shutdown() }
 }
 
-/// Polls `condition` until it holds or `timeout` passes (generous: the machine is shared).
-func eventually(timeout: Duration = .seconds(60), _ what: String = "condition", detail: () -> String = { "" },
-                _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    Issue.record("timed out waiting for \(what) \(detail())")
-    throw CancellationError()
-}
-
 func configMap(_ name: String, namespace: String = "default", data: [String: String] = [:], labels: [String: String] = [:]) -> JSON {
     var metadata: [(String, JSON)] = [("name", .string(name)), ("namespace", .string(namespace))]
     if !labels.isEmpty { metadata.append(("labels", .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))) }

@@ -2,6 +2,7 @@ import Foundation
 import IsthmusFakeAPIServer
 import IsthmusKubeClient
 import IsthmusKubeTypes
+import IsthmusTestSupport
 import Testing
 
 @Suite struct WatchTests {
@@ -29,7 +30,7 @@ import Testing
         // `before` predates the resourceVersion; `elsewhere` is in another namespace.
         #expect(seen == ["ADDED w 1", "MODIFIED w 2", "DELETED w 2"])
         // Leaving the loop dropped the sequence, which closes the stream.
-        try await eventually("the watch to close") { kube.server.openWatchCount == 0 }
+        await eventually("the watch to close", deadline: .seconds(60)) { kube.server.openWatchCount == 0 }
         try await kube.shutdown()
     }
 
@@ -46,9 +47,9 @@ import Testing
         }
         var iterator = started.stream.makeAsyncIterator()
         await iterator.next()
-        try await eventually("the watch to open") { kube.server.openWatchCount == 1 }
+        await eventually("the watch to open", deadline: .seconds(60)) { kube.server.openWatchCount == 1 }
         consumer.cancel()
-        try await eventually("the watch to close after cancel") { kube.server.openWatchCount == 0 }
+        await eventually("the watch to close after cancel", deadline: .seconds(60)) { kube.server.openWatchCount == 0 }
         let result = await consumer.result
         // Either the iteration saw the cancellation, or it ended: it does not hang.
         if case .failure(let error) = result {

@@ -4,6 +4,7 @@ import IsthmusHTTP
 import IsthmusKubeClient
 import IsthmusKubeTypes
 @testable import IsthmusMetadata
+import IsthmusTestSupport
 import IsthmusTrust
 import Testing
 

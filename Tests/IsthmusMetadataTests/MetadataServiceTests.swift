@@ -2,6 +2,7 @@ import Foundation
 import IsthmusHTTP
 import IsthmusKubeTypes
 @testable import IsthmusMetadata
+import IsthmusTestSupport
 import IsthmusTrust
 import Testing
 
@@ -105,33 +106,12 @@ struct MetadataHarness {
             args += ["-H", "@" + file.path]
         }
         args.append(baseURL + path)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = args
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        await Task.detached { process.waitUntilExit() }.value
-        var lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let output = try await ChildProcess.run(Executables.curl, args)
+        var lines = output.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         let code = Int(lines.popLast() ?? "") ?? -1
         let headers = (try? String(contentsOf: headersFile, encoding: .utf8)) ?? ""
         return Reply(code: code, body: lines.joined(separator: "\n"), headers: headers.lowercased())
     }
-}
-
-/// Polls `condition` until it holds; fails the test after a generous deadline
-/// (a liveness check, never a timing assertion).
-func eventually(_ what: String, deadline: Duration = .seconds(30), sourceLocation: SourceLocation = #_sourceLocation,
-                _ condition: () async throws -> Bool) async rethrows {
-    let clock = ContinuousClock()
-    let end = clock.now + deadline
-    while clock.now < end {
-        if try await condition() { return }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    Issue.record("never happened: \(what)", sourceLocation: sourceLocation)
 }
 
 @Suite("isthmus metadata over real TLS, with curl", .serialized)
@@ -205,13 +185,13 @@ struct MetadataServiceTests {
 
         let newRootCA = try ServingCertificates.generate(commonName: "istio-root-2").caCertificatePEM
         try newRootCA.write(to: harness.rootCAFile, atomically: true, encoding: .utf8)
-        try await eventually("the public document carries the new root CA") {
+        try await eventually("the public document carries the new root CA", deadline: .seconds(30)) {
             try await harness.curl("/metadata/public/public.json").json?["rootCA"] == .string(newRootCA)
         }
 
         let newKey = SigningKeyPair()
         try newKey.pemRepresentation.write(to: harness.keyFile, atomically: true, encoding: .utf8)
-        try await eventually("the public document carries the new public key") {
+        try await eventually("the public document carries the new public key", deadline: .seconds(30)) {
             try await harness.curl("/metadata/public/public.json").json?["authnKeyPub"] == .string(newKey.publicKey.pemRepresentation)
         }
 
@@ -225,7 +205,7 @@ struct MetadataServiceTests {
             TrustedPeer(clusterUUID: secondUUID, keys: [secondKey.publicKey], rootCA: harness.rootCA),
         ])
         try peers.encodedJSONString().write(to: harness.peersFile, atomically: true, encoding: .utf8)
-        try await eventually("the new peer's token is accepted") {
+        try await eventually("the new peer's token is accepted", deadline: .seconds(30)) {
             try await harness.curl("/metadata/private/multicluster.json", token: secondToken).code == 200
         }
 
@@ -257,7 +237,7 @@ struct MetadataServiceTests {
             ingressGateways: ["203.0.113.10:15443", "203.0.113.11:15443"]
 
             """.write(to: harness.configFile, atomically: true, encoding: .utf8)
-        try await eventually("the private document has the new apiHost") {
+        try await eventually("the private document has the new apiHost", deadline: .seconds(30)) {
             try await harness.curl("/metadata/private/multicluster.json", token: token).json?["apiHost"]
                 == .string("istio-api.k8s-a.example.net:8443")
         }

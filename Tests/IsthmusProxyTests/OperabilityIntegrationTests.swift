@@ -2,6 +2,7 @@ import Foundation
 import IsthmusFakeAPIServer
 import IsthmusKubeTypes
 import IsthmusProxy
+import IsthmusTestSupport
 import Testing
 
 extension ProxyHarness {
@@ -81,11 +82,11 @@ struct OperabilityIntegrationTests {
             // A watch shows in the open-watches gauge while it runs, and leaves it when it ends.
             let (watch, _, _) = h.process(ProxyHarness.kubectlPath, h.kubectlArguments(["get", "svc", "-A", "-w"]))
             try watch.run()
-            await eventually("the watch is counted open") {
+            await eventually("the watch is counted open", deadline: .seconds(30)) {
                 (try? await h.scrape()["isthmus_proxy_open_watches"]) == 1
             }
             await h.kill(watch)
-            await eventually("the watch is no longer counted") {
+            await eventually("the watch is no longer counted", deadline: .seconds(30)) {
                 (try? await h.scrape()["isthmus_proxy_open_watches"]) == 0
             }
 
@@ -126,7 +127,7 @@ struct OperabilityIntegrationTests {
             // Logs: written off the event loops, so poll until the last request shows.
             var access: [JSON] = []
             var audit: [JSON] = []
-            await eventually("every request is logged") {
+            await eventually("every request is logged", deadline: .seconds(30)) {
                 access = (try? h.logLines("access.log")) ?? []
                 audit = (try? h.logLines("audit.log")) ?? []
                 return access.filter { string($0, "userAgent")?.hasPrefix("kubectl") == true }.count >= 2
@@ -180,7 +181,7 @@ struct OperabilityIntegrationTests {
         var restarted: FakeAPIServer?
         var upstreamStopped = false
         do {
-            await eventually("ready") { (try? await h.admin("/readyz"))?.code == 200 }
+            await eventually("ready", deadline: .seconds(30)) { (try? await h.admin("/readyz"))?.code == 200 }
             #expect(try await h.admin("/readyz").body == "ok")
             let verbose = try await h.admin("/readyz?verbose")
             #expect(verbose.body == "[+]peers ok\n[+]policy ok\n[+]upstream ok\nreadyz check passed\n", "\(verbose)")
@@ -197,7 +198,7 @@ struct OperabilityIntegrationTests {
             upstreamStopped = true
             try await h.upstream.shutdown()
             let stopped = ContinuousClock.now
-            await eventually("not ready after the upstream stopped") { (try? await h.admin("/readyz"))?.code == 503 }
+            await eventually("not ready after the upstream stopped", deadline: .seconds(30)) { (try? await h.admin("/readyz"))?.code == 503 }
             let notReadyAfter = ContinuousClock.now - stopped
             // Bound: a probe period (200 ms) plus its timeout, with room for a loaded machine.
             #expect(notReadyAfter < .seconds(10), "took \(notReadyAfter)")
@@ -211,7 +212,7 @@ struct OperabilityIntegrationTests {
             configuration.certificates = certificates
             configuration.threads = 1
             restarted = try await FakeAPIServer.start(configuration)
-            await eventually("ready again once the upstream is back") { (try? await h.admin("/readyz"))?.code == 200 }
+            await eventually("ready again once the upstream is back", deadline: .seconds(30)) { (try? await h.admin("/readyz"))?.code == 200 }
             #expect(try await h.curl("/readyz", token: nil).code == 200)
         }
         // Not h.stop(): the first upstream is already shut down, and a second
@@ -242,12 +243,12 @@ struct OperabilityIntegrationTests {
             let m = try await h.scrape()
             #expect(m[#"isthmus_proxy_upstream_failures_total{kind="credentialsRejected"}"#] ?? 0 >= 2)
             #expect(m[#"isthmus_proxy_requests_total{peer="\#(testPeerUUID)",verb="get",resource="services",code="502"}"#] == 1)
-            await eventually("/readyz names the rejected credentials") {
+            await eventually("/readyz names the rejected credentials", deadline: .seconds(30)) {
                 (try? await h.admin("/readyz?verbose"))?.body.contains(
                     "[-]upstream failed: the API server rejected the proxy's credentials (401)") == true
             }
             var audit: [JSON] = []
-            await eventually("the 502 is audited") {
+            await eventually("the 502 is audited", deadline: .seconds(30)) {
                 audit = (try? h.logLines("audit.log")) ?? []
                 return audit.contains { int($0, "status") == 502 }
             }

@@ -2,6 +2,7 @@ import Foundation
 import IsthmusFakeAPIServer
 import IsthmusKubeTypes
 import IsthmusProxy
+import IsthmusTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -73,7 +74,7 @@ struct ProxyBackpressureTests {
             channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)),
                           promise: nil)
             try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
-            await eventually("the watch started with its ADDED events") {
+            await eventually("the watch started with its ADDED events", deadline: .seconds(30)) {
                 received.withLockedValue { $0.head?.status == .ok && $0.tail(4096).contains(#""type":"ADDED""#) }
             }
 
@@ -88,7 +89,7 @@ struct ProxyBackpressureTests {
                 try h.upstream.create(resource: "services", object: service("big-\(step)", blob: blob))
             }
             try h.upstream.create(resource: "services", object: service("last-step", blob: ""))
-            await eventually("the proxy held an upstream read for the stalled client") {
+            await eventually("the proxy held an upstream read for the stalled client", deadline: .seconds(30)) {
                 h.proxy.statistics.upstreamReadsHeld > 0
             }
             #expect(h.upstream.openWatchCount == 1, "the stalled watch stays open")
@@ -103,7 +104,7 @@ struct ProxyBackpressureTests {
             // Reading again drains everything, in order, to the last event.
             try await channel.setOption(ChannelOptions.autoRead, value: true)
             channel.read()
-            await eventually("the client received the last event") {
+            await eventually("the client received the last event", deadline: .seconds(30)) {
                 received.withLockedValue { $0.tail(4096).contains("last-step") }
             }
             let text = received.withLockedValue { String(decoding: $0.body, as: UTF8.self) }
@@ -163,15 +164,15 @@ struct ProxyStreamResetTests {
             }
 
             let (watch, watched) = try await request("/api/v1/namespaces/demo/services?watch=1")
-            await eventually("the watch is open upstream") { h.upstream.openWatchCount == 1 }
-            await eventually("the client got the watch's head") { watched.withLockedValue { $0.head?.status == .ok } }
+            await eventually("the watch is open upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 1 }
+            await eventually("the client got the watch's head", deadline: .seconds(30)) { watched.withLockedValue { $0.head?.status == .ok } }
             // Closing an open HTTP/2 stream channel sends RST_STREAM; the TCP connection stays.
             try? await watch.close()  // fails with StreamClosed(CANCEL): the reset was sent
-            await eventually("the upstream watch closed after the stream reset") { h.upstream.openWatchCount == 0 }
+            await eventually("the upstream watch closed after the stream reset", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
             #expect(h.proxy.statistics.upstreamCancelledByClient == 1)
 
             let (_, listed) = try await request("/api/v1/namespaces/demo/services")
-            await eventually("a new stream on the same connection is answered") { listed.withLockedValue { $0.ended } }
+            await eventually("a new stream on the same connection is answered", deadline: .seconds(30)) { listed.withLockedValue { $0.ended } }
             #expect(listed.withLockedValue { $0.head?.status == .ok && $0.tail(100_000).contains(#""name":"web""#) })
             try? await connection.close()
         }

@@ -1,5 +1,6 @@
 import Foundation
 import IsthmusProxy
+import IsthmusTestSupport
 import NIOPosix
 import Testing
 
@@ -41,7 +42,7 @@ struct ProxyCancellationTimingTests {
                 let client = try await WatchClient.open(
                     group: group, port: h.proxy.port, caPEM: h.proxy.certificates.caCertificatePEM,
                     http2: departure != .http1ConnectionClose, target: target, token: h.peerToken)
-                await eventually("the client received the watch's first events") {
+                await eventually("the client received the watch's first events", deadline: .seconds(30)) {
                     client.received.withLockedValue { $0.head?.status == .ok && $0.tail(4096).contains(#""type":"ADDED""#) }
                 }
                 // Closing an open HTTP/2 stream channel sends RST_STREAM (the close itself
@@ -49,15 +50,15 @@ struct ProxyCancellationTimingTests {
                 let channel = departure == .http2StreamReset ? client.stream : client.connection
                 leave = { try? await channel.close() }
             }
-            await eventually("the watch is open upstream") { h.upstream.openWatchCount == 1 }
+            await eventually("the watch is open upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 1 }
 
             let left = ContinuousClock.now
             await leave()
-            let elapsed = await timeUntil(from: left) { h.upstream.openWatchCount == 0 }
+            let elapsed = await timeUntil(from: left, deadline: .seconds(10)) { h.upstream.openWatchCount == 0 }
             print("cancellation (\(departure.rawValue)), attempt \(attempts): upstream watch closed after \(elapsed.map { "\($0)" } ?? "more than 10 s")")
             timings.append(elapsed)
             if let elapsed, elapsed <= .seconds(1) { break }
-            await eventually("the previous watch is gone upstream") { h.upstream.openWatchCount == 0 }
+            await eventually("the previous watch is gone upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
         }
         #expect(timings.contains { $0 != nil && $0! <= .seconds(1) },
                 "\(departure.rawValue): upstream watch closed after \(timings.map { $0.map { "\($0)" } ?? "more than 10 s" })")

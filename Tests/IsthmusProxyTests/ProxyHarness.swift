@@ -6,6 +6,7 @@ import IsthmusFakeAPIServer
 import IsthmusHTTP
 import IsthmusKubeTypes
 import IsthmusProxy
+import IsthmusTestSupport
 import IsthmusTrust
 import Testing
 
@@ -119,13 +120,6 @@ struct ProxyHarness {
         try kubeconfig.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
     }
 
-    struct Output: CustomStringConvertible {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
-    }
-
     func process(_ executable: String, _ args: [String]) -> (Process, Pipe, Pipe) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
@@ -137,15 +131,8 @@ struct ProxyHarness {
         return (p, out, err)
     }
 
-    func run(_ executable: String, _ args: [String]) async throws -> Output {
-        let (p, out, err) = process(executable, args)
-        try p.run()
-        async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-        let (o, e) = await (stdout, stderr)
-        await Task.detached { p.waitUntilExit() }.value
-        return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self))
+    func run(_ executable: String, _ args: [String]) async throws -> ChildOutput {
+        try await ChildProcess.run(executable, args)
     }
 
     /// Kills a client at once (SIGKILL: the test runner's children may ignore SIGTERM)
@@ -155,15 +142,15 @@ struct ProxyHarness {
         await Task.detached { process.waitUntilExit() }.value
     }
 
-    static let kubectlPath = "/usr/bin/kubectl"
-    static let curlPath = "/usr/bin/curl"
+    static let kubectlPath = Executables.kubectl
+    static let curlPath = Executables.curl
 
     func kubectlArguments(_ args: [String], kubeconfig: String = "kubeconfig") -> [String] {
         ["--kubeconfig", directory.appendingPathComponent(kubeconfig).path,
          "--cache-dir", directory.appendingPathComponent("cache-\(kubeconfig)").path] + args
     }
 
-    func kubectl(_ args: String..., kubeconfig: String = "kubeconfig") async throws -> Output {
+    func kubectl(_ args: String..., kubeconfig: String = "kubeconfig") async throws -> ChildOutput {
         try await run(Self.kubectlPath, kubectlArguments(args, kubeconfig: kubeconfig))
     }
 
@@ -193,15 +180,3 @@ struct ProxyHarness {
     }
 }
 
-/// Polls `condition` until it holds; fails the test after a generous deadline
-/// (a liveness check, never a timing assertion).
-func eventually(_ what: String, deadline: Duration = .seconds(30), sourceLocation: SourceLocation = #_sourceLocation,
-                _ condition: () async throws -> Bool) async rethrows {
-    let clock = ContinuousClock()
-    let end = clock.now + deadline
-    while clock.now < end {
-        if try await condition() { return }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    Issue.record("never happened: \(what)", sourceLocation: sourceLocation)
-}

@@ -2,6 +2,7 @@ import Foundation
 import IsthmusFakeAPIServer
 import IsthmusKubeTypes
 import IsthmusProxy
+import IsthmusTestSupport
 import IsthmusTrust
 import Testing
 
@@ -137,15 +138,15 @@ struct ProxyIntegrationTests {
             ["get", "service", "web", "-n", "demo", "-w", "-o", "jsonpath={.metadata.labels.step}{\"\\n\"}"]))
         p.standardOutput = try FileHandle(forWritingTo: outFile)
         try p.run()
-        await eventually("kubectl opened its watch through the proxy") { h.upstream.openWatchCount >= 1 }
+        await eventually("kubectl opened its watch through the proxy", deadline: .seconds(30)) { h.upstream.openWatchCount >= 1 }
         try patchLabel(h.upstream, service: "web", value: "seen-through-proxy")
-        await eventually("kubectl printed the update") {
+        await eventually("kubectl printed the update", deadline: .seconds(30)) {
             (try? String(contentsOf: outFile, encoding: .utf8))?.contains("seen-through-proxy") ?? false
         }
         #expect(h.upstream.recentRequests.contains { $0.uri.contains("watch=true") && $0.http2 })
         // kubectl goes away: its connection closes, and the upstream watch with it.
         await h.kill(p)
-        await eventually("the upstream watch closed after kubectl left") { h.upstream.openWatchCount == 0 }
+        await eventually("the upstream watch closed after kubectl left", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
         await h.stop()
     }
 
@@ -158,9 +159,9 @@ struct ProxyIntegrationTests {
             "/api/v1/namespaces/demo/services?watch=1&fieldSelector=metadata.name%3Dapi", http1: true, token: h.peerToken))
         p.standardOutput = try FileHandle(forWritingTo: outFile)
         try p.run()
-        await eventually("curl opened its watch through the proxy") { h.upstream.openWatchCount == 1 }
+        await eventually("curl opened its watch through the proxy", deadline: .seconds(30)) { h.upstream.openWatchCount == 1 }
         try patchLabel(h.upstream, service: "api", value: "seen-over-http1")
-        await eventually("curl received the MODIFIED event") {
+        await eventually("curl received the MODIFIED event", deadline: .seconds(30)) {
             let text = (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
             return text.contains(#"{"type":"MODIFIED""#) && text.contains("seen-over-http1")
         }
@@ -182,7 +183,7 @@ struct ProxyIntegrationTests {
             #expect(result.status == 0, "\(result)")
             #expect(result.stdout.contains(#"{"type":"ADDED""#), "\(result)")
         }
-        await eventually("the upstream watches closed at the limit") { h.upstream.openWatchCount == 0 }
+        await eventually("the upstream watches closed at the limit", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
         await h.stop()
     }
 
@@ -210,7 +211,7 @@ struct ProxyIntegrationTests {
                 #expect(events <= 2, "\(cut)")
             }
         }
-        await eventually("the cut watches are gone upstream") { h.upstream.openWatchCount == 0 }
+        await eventually("the cut watches are gone upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
         h.upstream.setFaults(FaultInjection())
         let again = try await h.curl("/api/v1/namespaces/demo/services?watch=1&timeoutSeconds=1", token: h.peerToken)
         #expect(again.code == 200 && again.body.components(separatedBy: #"{"type":"ADDED""#).count - 1 == 3, "\(again)")
@@ -234,7 +235,7 @@ struct ProxyIntegrationTests {
             try p.run()
             watchers.append(p)
         }
-        await eventually("both watches are open upstream") { h.upstream.openWatchCount == 2 }
+        await eventually("both watches are open upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 2 }
         let third = try await h.curl("/api/v1/namespaces/demo/services?watch=1", token: h.peerToken)
         #expect(third.code == 429 && third.body.contains(#""reason":"TooManyRequests""#), "\(third)")
         for _ in 0..<3 {
@@ -242,7 +243,7 @@ struct ProxyIntegrationTests {
             #expect(get.code == 200, "\(get)")
         }
         for p in watchers { await h.kill(p) }
-        await eventually("the watches closed upstream") { h.upstream.openWatchCount == 0 }
+        await eventually("the watches closed upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
         let again = try await h.curl("/api/v1/namespaces/demo/services?watch=1&timeoutSeconds=1", token: h.peerToken)
         #expect(again.code == 200, "a released stream makes room again: \(again)")
         await h.stop()
@@ -261,7 +262,7 @@ struct ProxyIntegrationTests {
             try p.run()
             watchers.append((p, out))
         }
-        await eventually("both watches are open upstream") { h.upstream.openWatchCount == 2 }
+        await eventually("both watches are open upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 2 }
         try await h.proxy.shutdown(grace: .seconds(20))
         for (p, out) in watchers {
             await Task.detached { p.waitUntilExit() }.value
@@ -269,7 +270,7 @@ struct ProxyIntegrationTests {
             #expect(p.terminationStatus == 0, "curl exit \(p.terminationStatus)")
             #expect(((try? String(contentsOf: out, encoding: .utf8)) ?? "").contains(#"{"type":"ADDED""#))
         }
-        await eventually("the upstream watches closed") { h.upstream.openWatchCount == 0 }
+        await eventually("the upstream watches closed", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
         await h.stop()
     }
 
@@ -281,7 +282,7 @@ struct ProxyIntegrationTests {
             let before = try await h.curl("/api/v1/namespaces/demo/services", token: h.peerToken)
             #expect(before.code == 502 && before.body.contains("the API server rejected the proxy's credentials"), "\(before)")
             try (proxySAToken + "\n").write(to: h.tokenFile, atomically: true, encoding: .utf8)
-            await eventually("the proxy picked up the rotated token") {
+            await eventually("the proxy picked up the rotated token", deadline: .seconds(30)) {
                 (try? await h.curl("/api/v1/namespaces/demo/services", token: h.peerToken).code) == 200
             }
         }
@@ -329,13 +330,13 @@ struct ProxyIntegrationTests {
                 "/api/v1/namespaces/demo/services?watch=1", http1: false, token: h.peerToken))
             p.standardOutput = try FileHandle(forWritingTo: outFile)
             try p.run()
-            await eventually("the watch is open upstream") { h.upstream.openWatchCount == 1 }
+            await eventually("the watch is open upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 1 }
             try patchLabel(h.upstream, service: "db", value: "over-h1-upstream")
-            await eventually("the client received the event") {
+            await eventually("the client received the event", deadline: .seconds(30)) {
                 ((try? String(contentsOf: outFile, encoding: .utf8)) ?? "").contains("over-h1-upstream")
             }
             await h.kill(p)
-            await eventually("the upstream watch closed after the client left") { h.upstream.openWatchCount == 0 }
+            await eventually("the upstream watch closed after the client left", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
         }
         await h.stop()
     }

@@ -1,6 +1,7 @@
 import Foundation
 import IsthmusHTTP
 import IsthmusProxy
+import IsthmusTestSupport
 import Testing
 
 /// The base64 body of the first PEM certificate in `text`, for comparing certificates.
@@ -12,8 +13,8 @@ private func certificateBody(_ text: String) -> String? {
 
 extension ProxyHarness {
     /// `openssl s_client` against the proxy: exit status and output.
-    func openssl(_ extra: [String]) async throws -> Output {
-        try await run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(proxy.port)", "-servername", "localhost"] + extra)
+    func openssl(_ extra: [String]) async throws -> ChildOutput {
+        try await run(Executables.openssl, ["s_client", "-connect", "127.0.0.1:\(proxy.port)", "-servername", "localhost"] + extra)
     }
 
     /// The certificate a new TLS connection is served.
@@ -37,10 +38,10 @@ private struct ClientPKI {
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    static func make(in directory: URL, run: (String, [String]) async throws -> ProxyHarness.Output) async throws -> ClientPKI {
+    static func make(in directory: URL, run: (String, [String]) async throws -> ChildOutput) async throws -> ClientPKI {
         let pki = ClientPKI(directory: directory)
         func openssl(_ args: [String]) async throws {
-            let out = try await run("/usr/bin/openssl", args)
+            let out = try await run(Executables.openssl, args)
             #expect(out.status == 0, "openssl \(args.joined(separator: " ")): \(out.stderr)")
         }
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
@@ -120,7 +121,7 @@ struct ProxyListenerTests {
 
         try second.certificatePEM.write(to: certFile, atomically: true, encoding: .utf8)
         try second.privateKeyPEM.write(to: keyFile, atomically: true, encoding: .utf8)
-        await eventually("new connections are served the second certificate") {
+        await eventually("new connections are served the second certificate", deadline: .seconds(30)) {
             (try? await h.servedCertificate()) == certificateBody(second.certificatePEM)
         }
         #expect(h.proxy.certificates.certificatePEM == second.certificatePEM)
@@ -128,7 +129,7 @@ struct ProxyListenerTests {
 
         // A half-written update: the first certificate with the second key.
         try first.certificatePEM.write(to: certFile, atomically: true, encoding: .utf8)
-        await eventually("the mismatched pair is refused") { h.proxy.reloadStatus[.servingCertificate].failures == 1 }
+        await eventually("the mismatched pair is refused", deadline: .seconds(30)) { h.proxy.reloadStatus[.servingCertificate].failures == 1 }
         #expect(h.proxy.reloadStatus[.servingCertificate].lastError?.contains("does not belong to the certificate") == true,
                 "\(h.proxy.reloadStatus)")
         #expect(try await h.servedCertificate() == certificateBody(second.certificatePEM))
@@ -163,16 +164,7 @@ struct ProxyListenerTests {
         try FileManager.default.createDirectory(at: pkiDirectory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: pkiDirectory) }
         let pki = try await ClientPKI.make(in: pkiDirectory) { executable, args in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: executable)
-            p.arguments = args
-            p.standardOutput = FileHandle.nullDevice
-            let err = Pipe()
-            p.standardError = err
-            try p.run()
-            let e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return ProxyHarness.Output(status: p.terminationStatus, stdout: "", stderr: String(decoding: e, as: UTF8.self))
+            try await ChildProcess.run(executable, args)
         }
         let ca = try String(contentsOfFile: pki.path("ca.crt"), encoding: .utf8)
         let h = try await ProxyHarness.start(configure: {

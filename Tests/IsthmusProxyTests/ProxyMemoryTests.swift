@@ -1,5 +1,6 @@
 import Foundation
 import IsthmusHTTP
+import IsthmusTestSupport
 import IsthmusTrust
 import NIOConcurrencyHelpers
 import NIOCore
@@ -198,7 +199,7 @@ struct ProxyMemoryTests {
             // over the head does not make the client drain the stream meanwhile.
             let readClock = ContinuousClock()
             var lastRead = readClock.now - .seconds(1)
-            await eventually("the watch's head reached the client") {
+            await eventually("the watch's head reached the client", deadline: .seconds(30)) {
                 if client.received.withLockedValue({ $0.head?.status == .ok }) { return true }
                 if readClock.now - lastRead >= .milliseconds(250) {
                     client.readOnce()

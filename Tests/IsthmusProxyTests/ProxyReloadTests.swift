@@ -1,6 +1,7 @@
 import Foundation
 import IsthmusFakeAPIServer
 @testable import IsthmusProxy
+import IsthmusTestSupport
 import IsthmusTrust
 import Testing
 
@@ -40,7 +41,7 @@ struct ProxyReloadTests {
             services + "?watch=1&fieldSelector=metadata.name%3Dweb", http1: false, token: h.peerToken))
         watch.standardOutput = try FileHandle(forWritingTo: outFile)
         try watch.run()
-        await eventually("the watch is open upstream") { h.upstream.openWatchCount == 1 }
+        await eventually("the watch is open upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 1 }
 
         try h.writePeers([(testPeerUUID, [newKey]), (otherPeerUUID, [otherKey])])
         await eventually("the new peer's token is accepted", deadline: .seconds(20)) {
@@ -53,7 +54,7 @@ struct ProxyReloadTests {
         // The watch admitted before the reload still streams.
         try h.upstream.mergePatch(resource: "services", namespace: "demo", name: "web",
                                   patch: .object([("metadata", .object([("labels", .object([("step", .string("after-reload"))]))]))]))
-        await eventually("the open watch saw an event made after the reload") {
+        await eventually("the open watch saw an event made after the reload", deadline: .seconds(30)) {
             ((try? String(contentsOf: outFile, encoding: .utf8)) ?? "").contains("after-reload")
         }
         #expect(watch.isRunning)
@@ -67,7 +68,7 @@ struct ProxyReloadTests {
     func brokenPeers() async throws {
         let h = try await ProxyHarness.start(configure: { $0.reloadInterval = .milliseconds(200) })
         try #"{"peers": [{"clusterUUID": "x y"}]}"#.write(to: h.peersFile, atomically: true, encoding: .utf8)
-        await eventually("the broken peers file is refused") { h.proxy.reloadStatus[.peers].failures == 1 }
+        await eventually("the broken peers file is refused", deadline: .seconds(30)) { h.proxy.reloadStatus[.peers].failures == 1 }
         let status = h.proxy.reloadStatus[.peers]
         #expect(status.lastError != nil && status.successes == 0, "\(status)")
         // Still ready (the previous peers serve), with the refusal in the detail and a metric.
@@ -96,7 +97,7 @@ struct ProxyReloadTests {
 
         let broken = policies.appendingPathComponent("broken.yaml")
         try "rules:\n  - apiGroups: [\"\"]\n    resources: [pods]\n    verbs: [delete]\n".write(to: broken, atomically: true, encoding: .utf8)
-        await eventually("the broken policy is refused") { h.proxy.reloadStatus[.policy].failures == 1 }
+        await eventually("the broken policy is refused", deadline: .seconds(30)) { h.proxy.reloadStatus[.policy].failures == 1 }
         let refused = h.proxy.reloadStatus[.policy]
         #expect(refused.lastError?.contains("broken.yaml:4:") == true && refused.lastError?.contains("rules[0].verbs[0]") == true,
                 "\(refused)")
@@ -106,7 +107,7 @@ struct ProxyReloadTests {
         try FileManager.default.removeItem(at: broken)
         try "rules:\n  - apiGroups: [\"\"]\n    resources: [configmaps]\n    verbs: [get, list]\n"
             .write(to: policies.appendingPathComponent("istio-reader.yaml"), atomically: true, encoding: .utf8)
-        await eventually("the edited policy applies to new requests") {
+        await eventually("the edited policy applies to new requests", deadline: .seconds(30)) {
             (try? await h.curl(services, token: h.peerToken).code) == 403
         }
         #expect(try await h.curl("/api/v1/namespaces/demo/configmaps", token: h.peerToken).code == 200)

@@ -3,6 +3,7 @@ import IsthmusFakeAPIServer
 import IsthmusKubeTypes
 import IsthmusPolicy
 import IsthmusProxy
+import IsthmusTestSupport
 import IsthmusTrust
 import Testing
 
@@ -51,7 +52,7 @@ struct ProxyReloadUnderWatchTests {
                 policyDirectory: repositoryPolicies, cache: cache))
 
             let watches = try openWatches(h, token: h.peerToken, path: "/api/v1/namespaces/demo/services?watch=1")
-            await eventually("both watches are open upstream") { h.upstream.openWatchCount == 2 }
+            await eventually("both watches are open upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 2 }
             // The K1 token is verified and cached before the rotation.
             let beforeRotation = try await h.curl("/api/v1/namespaces/demo/services", token: h.peerToken)
             #expect(beforeRotation.code == 200, "\(beforeRotation)")
@@ -64,7 +65,7 @@ struct ProxyReloadUnderWatchTests {
             // A change made after the rotation reaches both open watches.
             try label(h.upstream, service: "web", value: "after-rotation")
             for (index, watch) in watches.enumerated() {
-                await eventually("watch \(index) received the event made after the rotation") {
+                await eventually("watch \(index) received the event made after the rotation", deadline: .seconds(30)) {
                     contents(watch.output).contains("after-rotation")
                 }
             }
@@ -94,11 +95,11 @@ struct ProxyReloadUnderWatchTests {
             // The watches opened with K1 are still live and still relaying.
             try label(h.upstream, service: "db", value: "still-watching")
             for (index, watch) in watches.enumerated() {
-                await eventually("watch \(index) still receives events") { contents(watch.output).contains("still-watching") }
+                await eventually("watch \(index) still receives events", deadline: .seconds(30)) { contents(watch.output).contains("still-watching") }
                 #expect(watch.process.isRunning, "watch \(index) ended")
             }
             for watch in watches { await h.kill(watch.process) }
-            await eventually("the watches closed upstream") { h.upstream.openWatchCount == 0 }
+            await eventually("the watches closed upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
         }
         await h.stop()
     }
@@ -130,13 +131,13 @@ struct ProxyReloadUnderWatchTests {
             #expect(configmapsBefore.status != 0 && configmapsBefore.stderr.contains("is forbidden"), "\(configmapsBefore)")
 
             let watches = try openWatches(h, token: h.peerToken, path: "/api/v1/namespaces/demo/services?watch=1")
-            await eventually("both watches are open upstream") { h.upstream.openWatchCount == 2 }
+            await eventually("both watches are open upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 2 }
 
             h.proxy.replaceAdmission(try admission(peers: peers, policyDirectory: after.path, cache: VerifiedTokenCache()))
 
             try label(h.upstream, service: "api", value: "after-policy-edit")
             for (index, watch) in watches.enumerated() {
-                await eventually("watch \(index) received the event made after the edit") {
+                await eventually("watch \(index) received the event made after the edit", deadline: .seconds(30)) {
                     contents(watch.output).contains("after-policy-edit")
                 }
                 #expect(watch.process.isRunning, "watch \(index) ended")
@@ -157,7 +158,7 @@ struct ProxyReloadUnderWatchTests {
             #expect(h.upstream.recentRequests.contains { $0.uri.hasPrefix("/api/v1/namespaces/demo/configmaps") })
 
             for watch in watches { await h.kill(watch.process) }
-            await eventually("the watches closed upstream") { h.upstream.openWatchCount == 0 }
+            await eventually("the watches closed upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
         }
         await h.stop()
     }

@@ -96,18 +96,6 @@ struct WatchClient {
     }
 }
 
-/// Polls `condition` every 5 ms for at most `deadline`; the time it took to
-/// hold, measured from `start`, or nil if it never did.
-func timeUntil(from start: ContinuousClock.Instant, deadline: Duration = .seconds(10),
-               _ condition: () -> Bool) async -> Duration? {
-    let clock = ContinuousClock()
-    while clock.now - start < deadline {
-        if condition() { return clock.now - start }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return nil
-}
-
 /// Turns autoRead off the moment TLS is up (HTTP/1.1 only: an HTTP/2 client
 /// must keep reading the connection's own frames).
 final class StopReadingAtHandshake: ChannelInboundHandler, RemovableChannelHandler {
