@@ -50,7 +50,7 @@ struct DevCluster {
         try apiserver.create(resource: "services", object: try JSON(parsing: """
             {"metadata":{"name":"hello-from-cluster-\(name)","namespace":"demo"},"spec":{"ports":[{"name":"http","port":80}]}}
             """))
-        try installIstioMulticlusterCRD(apiserver)
+        try apiserver.installIstioMulticlusterCRD()
 
         let kube = KubeClientConfiguration(server: apiserver.url, certificateAuthorityPEM: Array((apiserver.caCertificatePEM ?? "").utf8),
                                            credentials: .bearerToken(controllerToken), namespace: controllerNamespace)
@@ -140,19 +140,6 @@ struct DevCluster {
     }
 }
 
-/// Registers the IstioMulticluster CRD as the chart does (cluster-scoped,
-/// status subresource, unknown fields kept).
-func installIstioMulticlusterCRD(_ server: FakeAPIServer) throws {
-    let crd = try JSON(parsing: """
-        {"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
-         "metadata":{"name":"istiomulticlusters.deckhouse.io"},
-         "spec":{"group":"deckhouse.io","scope":"Cluster",
-           "names":{"plural":"istiomulticlusters","singular":"istiomulticluster","kind":"IstioMulticluster","listKind":"IstioMulticlusterList"},
-           "versions":[{"name":"v1alpha1","served":true,"storage":true,"subresources":{"status":{}},
-             "schema":{"openAPIV3Schema":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}]}}
-        """)
-    try server.create(resource: "customresourcedefinitions", group: "apiextensions.k8s.io", object: crd)
-}
 
 extension DevCommand {
     /// `isthmus dev --clusters 2`: clusters A and B paired through

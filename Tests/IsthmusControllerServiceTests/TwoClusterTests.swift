@@ -120,7 +120,7 @@ struct LocalCluster {
         var apiConfiguration = FakeAPIServer.Configuration(tokens: [token: "system:serviceaccount:isthmus-system:controller"])
         apiConfiguration.threads = 1
         let apiserver = try await FakeAPIServer.start(apiConfiguration)
-        try installIstioMulticlusterCRD(apiserver)
+        try apiserver.installIstioMulticlusterCRD()
         for namespace in [namespace, "istio-system"] {
             try apiserver.create(resource: "namespaces", object: .object([("metadata", .object([("name", .string(namespace))]))]))
         }
@@ -153,19 +153,6 @@ struct LocalCluster {
     }
 }
 
-/// Registers the IstioMulticluster CRD as the chart does (cluster-scoped,
-/// status subresource, unknown fields preserved).
-func installIstioMulticlusterCRD(_ server: FakeAPIServer) throws {
-    let crd = try JSON(parsing: """
-        {"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
-         "metadata":{"name":"istiomulticlusters.deckhouse.io"},
-         "spec":{"group":"deckhouse.io","scope":"Cluster",
-           "names":{"plural":"istiomulticlusters","singular":"istiomulticluster","kind":"IstioMulticluster","listKind":"IstioMulticlusterList"},
-           "versions":[{"name":"v1alpha1","served":true,"storage":true,"subresources":{"status":{}},
-             "schema":{"openAPIV3Schema":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}]}}
-        """)
-    try server.create(resource: "customresourcedefinitions", group: "apiextensions.k8s.io", object: crd)
-}
 
 @Suite(.serialized) struct TwoClusterTests {
     /// B with its key, and A trusting that key (as A's controller would once

@@ -124,7 +124,7 @@ import Testing
 
     @Test func statusSubresourceOfACustomResource() async throws {
         let kube = try await KubeTestServer.start()
-        try installIstioMulticlusterCRD(kube.server)
+        try kube.server.installIstioMulticlusterCRD()
         let client = kube.client
         let object: JSON = .object([
             ("apiVersion", .string("deckhouse.io/v1alpha1")), ("kind", .string("IstioMulticluster")),
@@ -179,18 +179,6 @@ import Testing
     }
 }
 
-/// Registers the IstioMulticluster CRD (cluster-scoped, with a status subresource).
-func installIstioMulticlusterCRD(_ server: FakeAPIServer) throws {
-    let crd = try JSON(parsing: """
-        {"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
-         "metadata":{"name":"istiomulticlusters.deckhouse.io"},
-         "spec":{"group":"deckhouse.io","scope":"Cluster",
-           "names":{"plural":"istiomulticlusters","singular":"istiomulticluster","kind":"IstioMulticluster","listKind":"IstioMulticlusterList"},
-           "versions":[{"name":"v1alpha1","served":true,"storage":true,"subresources":{"status":{}},
-             "schema":{"openAPIV3Schema":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}]}}
-        """)
-    try server.create(resource: "customresourcedefinitions", group: "apiextensions.k8s.io", object: crd)
-}
 
 @Suite struct ConvenienceTests {
     @Test func modifyRetriesAConflictAndGetIfPresent() async throws {
