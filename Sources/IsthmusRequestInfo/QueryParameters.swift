@@ -8,6 +8,8 @@ struct QueryParameters {
     var watch: Range<Int>?
     /// Raw (still encoded) value of the one `fieldSelector` parameter.
     var fieldSelector: Range<Int>?
+    /// Whether a `labelSelector` parameter is present (only its uniqueness matters here).
+    var hasLabelSelector = false
 
     static func parse(
         _ raw: UnsafeBufferPointer<UInt8>, from start: Int
@@ -28,6 +30,9 @@ struct QueryParameters {
                 } else if QueryComponent(raw, key).decodes(to: "fieldSelector") {
                     guard parameters.fieldSelector == nil else { throw .duplicateFieldSelector }
                     parameters.fieldSelector = value
+                } else if QueryComponent(raw, key).decodes(to: "labelSelector") {
+                    guard !parameters.hasLabelSelector else { throw .duplicateLabelSelector }
+                    parameters.hasLabelSelector = true
                 }
             }
             pairStart = pairEnd + 1

@@ -93,6 +93,9 @@ public enum TargetRejection: Error, Sendable, Hashable, CaseIterable, CustomStri
     /// `fieldSelector` given more than once. The API server reads the first one
     /// and may authorize by its `metadata.name`; refuse the ambiguity.
     case duplicateFieldSelector
+    /// `labelSelector` given more than once. The proxy may narrow the selector
+    /// it forwards (secrets it never serves); it must narrow the one that counts.
+    case duplicateLabelSelector
 
     public var description: String {
         switch self {
@@ -121,6 +124,7 @@ public enum TargetRejection: Error, Sendable, Hashable, CaseIterable, CustomStri
         case .unsafeCharacterInQuery: "the query string contains a character that must be percent-encoded"
         case .duplicateWatchParameter: "the query string repeats the watch parameter"
         case .duplicateFieldSelector: "the query string repeats the fieldSelector parameter"
+        case .duplicateLabelSelector: "the query string repeats the labelSelector parameter"
         }
     }
 }

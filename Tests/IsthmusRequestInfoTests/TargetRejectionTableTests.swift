@@ -164,6 +164,8 @@ enum RejectionRows {
         RejectionRow("/api/v1/pods?fieldSelector=&fieldSelector=", .duplicateFieldSelector),
         RejectionRow("/api/v1/pods?fieldSelector=a=b&field%53elector=c=d", .duplicateFieldSelector),
         RejectionRow("/api/v1/watch/pods?fieldSelector=a=b&fieldSelector=c=d", .duplicateFieldSelector),
+        RejectionRow("/api/v1/secrets?labelSelector=a&labelSelector=b", .duplicateLabelSelector),
+        RejectionRow("/api/v1/secrets?labelSelector=&label%53elector=", .duplicateLabelSelector),
     ]
 }
 
