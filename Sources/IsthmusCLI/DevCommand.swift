@@ -106,7 +106,7 @@ struct DevCommand: AsyncParsableCommand {
         try await apiserver.shutdown()
     }
 
-    /// A small mesh: istiod, two apps with EndpointSlices and Pods.
+    /// A small mesh: istiod, two apps with EndpointSlices and Pods, and a few Secrets.
     static func seed(_ server: FakeAPIServer) throws {
         func object(_ members: [(String, JSON)]) -> JSON { .object(members) }
         func meta(_ name: String, _ namespace: String?, labels: [(String, JSON)] = []) -> (String, JSON) {
@@ -142,6 +142,23 @@ struct DevCommand: AsyncParsableCommand {
                 ("endpoints", .array([object([("addresses", .array([.string(s.ip)])),
                                               ("conditions", object([("ready", .bool(true))]))])])),
                 ("ports", .array([object([("name", .string("tcp")), ("port", .int(s.port))])])),
+            ]))
+        }
+        // Secrets as a cluster holds them: a gateway credential the default
+        // policy serves (istiod reads `credentialName`s), and two kinds that no
+        // peer is ever served whatever the policy (docs/security.md, "Never served").
+        let secrets: [(namespace: String, name: String, type: String, annotations: [(String, JSON)])] = [
+            ("istio-system", "ingressgateway-cert", "kubernetes.io/tls", []),
+            ("demo", "web-token", "kubernetes.io/service-account-token",
+             [("kubernetes.io/service-account.name", .string("default"))]),
+            ("shop", "sh.helm.release.v1.cart.v1", "helm.sh/release.v1", []),
+        ]
+        for secret in secrets {
+            var metadata: [(String, JSON)] = [("name", .string(secret.name)), ("namespace", .string(secret.namespace))]
+            if !secret.annotations.isEmpty { metadata.append(("annotations", .object(secret.annotations))) }
+            try server.create(resource: "secrets", object: object([
+                ("metadata", .object(metadata)), ("type", .string(secret.type)),
+                ("data", object([("tls.crt", .string("ZGV2")), ("tls.key", .string("ZGV2"))])),
             ]))
         }
     }

@@ -32,7 +32,8 @@ struct PolicyCommand: AsyncParsableCommand {
             abstract: "Show how the proxy would parse and decide one request.",
             discussion: """
                 Prints one JSON object: the request attributes as the API server's RequestInfo \
-                derives them, whether the policy allows the request, and which rule did. \
+                derives them, whether the proxy allows the request, which rule did, what is \
+                never served whatever the policy (`protected`) and the target forwarded upstream. \
                 Exits 0 whether allowed or denied, 1 when the policies do not load, and 2 \
                 when the request target would be refused before authorization (with the reason).
 
@@ -44,6 +45,9 @@ struct PolicyCommand: AsyncParsableCommand {
 
         @Option(help: "The calling peer's cluster UUID (rules limited to peers match only with it).")
         var peer: String?
+
+        @Option(help: "The namespace Isthmus runs in, whose objects are never served (default isthmus-system).")
+        var isthmusNamespace: String = ProtectedObjects.defaultIsthmusNamespace
 
         @Argument(help: "The HTTP method, e.g. GET.")
         var method: String
@@ -66,16 +70,40 @@ struct PolicyCommand: AsyncParsableCommand {
                 printError("refused before authorization: \(error.description)")
                 throw ExitCode(2)
             }
-            print(explanation(of: request, decision: set.decide(request, peer: peer)).serialized)
+            print(explanation(of: request, decision: set.decide(request, peer: peer),
+                              protected: ProtectedObjects(isthmusNamespace: isthmusNamespace)).serialized)
         }
     }
 }
 
 /// The `policy explain` document; its keys are documented in docs and README.
-func explanation(of request: RequestAttributes, decision: PolicyDecision) -> JSONValue {
+/// Decided as the proxy decides: protected objects first, then the policy.
+func explanation(of request: RequestAttributes, decision: PolicyDecision, protected: ProtectedObjects) -> JSONValue {
     let rule: JSONValue = decision.rule.map {
         .object([("file", .string($0.file)), ("index", .int($0.index)), ("line", .int($0.line))])
     } ?? .null
+    var allowed = decision.allowed
+    var reason = decision.reason
+    var forwardTarget = request.forwardTarget
+    let protection: JSONValue
+    switch protected.decide(request) {
+    case .unrestricted:
+        protection = .null
+    case .refuse(let why):
+        allowed = false
+        reason = protected.message(why)
+        protection = .object([("decision", .string("refused")), ("reason", .string(why.rawValue))])
+    case .narrow(let narrowing):
+        forwardTarget = request.path + "?" + narrowing.narrow(query: request.query)
+        protection = .object([
+            ("decision", .string("narrowed")),
+            ("fieldSelector", .string(narrowing.fieldRequirements.joined(separator: ","))),
+            ("labelSelector", .string(narrowing.labelRequirements.joined(separator: ","))),
+        ])
+    case .checkSecretFirst:
+        protection = .object([("decision", .string("checkObject")),
+                              ("reason", .string("served only if the Secret is no remote secret, ServiceAccount token or Helm release"))])
+    }
     return .object([
         ("isResourceRequest", .bool(request.isResourceRequest)),
         ("verb", .string(request.verb.rawValue)),
@@ -86,8 +114,10 @@ func explanation(of request: RequestAttributes, decision: PolicyDecision) -> JSO
         ("subresource", .string(request.subresource)),
         ("name", .string(request.name)),
         ("path", .string(request.path)),
-        ("allowed", .bool(decision.allowed)),
-        ("rule", rule),
-        ("reason", .string(decision.reason)),
+        ("allowed", .bool(allowed)),
+        ("rule", allowed ? rule : .null),
+        ("reason", .string(reason)),
+        ("protected", protection),
+        ("forwardTarget", allowed ? .string(forwardTarget) : .null),
     ])
 }

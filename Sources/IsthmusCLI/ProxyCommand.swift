@@ -92,6 +92,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Upstream HTTP/2 connections kept for watches per event loop, each carrying up to 100 watches (default 4); watches beyond get 429.")
     var upstreamWatchConnections: String?
 
+    @Option(help: "The namespace Isthmus runs in (its signing key, trusted peers, Lease): nothing in it is ever served to a peer, whatever the policies (default isthmus-system).")
+    var isthmusNamespace: String?
+
     /// Every setting a config file may hold; a new one is its `@Option` above plus one line here.
     static var settings: [ProxySetting] {
         [
@@ -119,6 +122,7 @@ struct ProxyCommand: AsyncParsableCommand {
             .text("auditLog", \.auditLog),
             .duration("readinessProbeInterval", \.readinessProbeInterval, allowsZero: false),
             .count("upstreamWatchConnections", \.upstreamWatchConnections, in: 1...64),
+            .text("isthmusNamespace", \.isthmusNamespace),
         ]
     }
 
@@ -218,7 +222,21 @@ struct ProxyCommand: AsyncParsableCommand {
             // checkSettings has refused anything but a whole number in range.
             configuration.upstream.limits.watchConnections = Int(upstreamWatchConnections) ?? 4
         }
+        if let isthmusNamespace {
+            guard isValidNamespaceName(isthmusNamespace) else {
+                throw ProxyConfigurationError(field: label("isthmusNamespace"),
+                                              problem: "must be a namespace name (lowercase letters, digits and '-', at most 63), got '\(isthmusNamespace)'")
+            }
+            configuration.isthmusNamespace = isthmusNamespace
+        }
         return configuration
+    }
+
+    /// An RFC 1123 label, as the API server requires of a namespace name.
+    private func isValidNamespaceName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard !bytes.isEmpty, bytes.count <= 63, bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else { return false }
+        return bytes.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == UInt8(ascii: "-") }
     }
 
     /// This command with `--config` read and merged under the flags, its

@@ -14,8 +14,34 @@ public struct AdmittedRequest: Sendable {
     /// The client's headers that may go upstream (see ``ForwardedHeaders``).
     /// The proxy adds its own `Authorization`; the client's never leaves.
     public var forwardHeaders: [(name: String, value: String)]
-    /// `path?query` exactly as parsed: what the API server will see.
-    public var forwardTarget: String { attributes.forwardTarget }
+    /// What the API server will see: `path?query` exactly as parsed, with the
+    /// exclusions of ``ProtectedObjects`` in front of a list's or watch's selectors.
+    public var forwardTarget: String
+    /// A get of a Secret by name: its type and labels are checked upstream
+    /// (``ProtectedObjects/judgeSecret(type:labels:)``) before it is forwarded.
+    public var checkSecretFirst: Bool
+    /// The client's token, kept (in memory only) so an open watch can be
+    /// decided again when peers or policy change (``AdmissionPipeline/redecide(_:now:)``).
+    /// Never forwarded, never logged (its description is redacted).
+    public var token: BearerToken
+    /// The first Unix second the token is no longer accepted (`exp` + leeway):
+    /// a watch opened with it ends then.
+    public var tokenValidUntil: Int64
+}
+
+/// Why an open watch was ended by the proxy before its client or the API
+/// server ended it: its access was taken away. Bounded metric labels.
+public enum WatchRevocation: String, Sendable, Hashable, CaseIterable {
+    /// The peer is no longer in the trusted peers file.
+    case peerRemoved = "peer_removed"
+    /// The peer is still trusted, but no key of it verifies the token any more.
+    case keyRevoked = "key_revoked"
+    /// The policy no longer allows the request.
+    case policy
+    /// The request now falls under ``ProtectedObjects``.
+    case protected
+    /// The token reached `exp` (plus the leeway).
+    case tokenExpired = "token_expired"
 }
 
 /// The client headers the proxy forwards: an allowlist, not a denylist, so a
@@ -44,25 +70,74 @@ public struct AdmissionPipeline: Sendable {
     public let policy: PolicySet
     public let cache: VerifiedTokenCache
     public let limits: ProxyRequestLimits
+    /// What is never served, whatever the policy (DESIGN §3 step 4b).
+    public let protected: ProtectedObjects
 
     public init(verifier: TokenVerifier, policy: PolicySet, cache: VerifiedTokenCache,
-                limits: ProxyRequestLimits = ProxyRequestLimits()) {
+                limits: ProxyRequestLimits = ProxyRequestLimits(), protected: ProtectedObjects = ProtectedObjects()) {
         self.verifier = verifier
         self.policy = policy
         self.cache = cache
         self.limits = limits
+        self.protected = protected
+    }
+
+    /// The same pipeline with other peers or another policy (a reload).
+    public func replacing(verifier: TokenVerifier? = nil, policy: PolicySet? = nil) -> AdmissionPipeline {
+        AdmissionPipeline(verifier: verifier ?? self.verifier, policy: policy ?? self.policy, cache: cache, limits: limits,
+                          protected: protected)
     }
 
     public func admit(_ head: ProxyRequestHead, now: Int64) throws(RequestRejection) -> AdmittedRequest {
         let shaped = try RequestShape.check(head, limits: limits)
-        let verified = try authenticate(shaped.authorization, now: now)
-        let decision = policy.decide(shaped.attributes, peer: verified.peer)
-        guard decision.allowed else { throw .forbidden(shaped.attributes, peer: verified.peer) }
-        return AdmittedRequest(attributes: shaped.attributes, peer: verified.peer, rule: decision.rule, reason: decision.reason,
-                               forwardHeaders: shaped.forwardHeaders)
+        let (token, verified) = try authenticate(shaped.authorization, now: now)
+        let attributes = shaped.attributes
+        // Protected objects first, so no policy can reach them.
+        var forwardTarget = attributes.forwardTarget
+        var checkSecretFirst = false
+        switch protected.decide(attributes) {
+        case .unrestricted: break
+        case .refuse(let reason):
+            throw .protected(attributes, peer: verified.peer, reason, isthmusNamespace: protected.isthmusNamespace)
+        case .narrow(let narrowing): forwardTarget = attributes.path + "?" + narrowing.narrow(query: attributes.query)
+        case .checkSecretFirst: checkSecretFirst = true
+        }
+        let decision = policy.decide(attributes, peer: verified.peer)
+        guard decision.allowed else { throw .forbidden(attributes, peer: verified.peer) }
+        return AdmittedRequest(attributes: attributes, peer: verified.peer, rule: decision.rule, reason: decision.reason,
+                               forwardHeaders: shaped.forwardHeaders, forwardTarget: forwardTarget,
+                               checkSecretFirst: checkSecretFirst, token: token,
+                               tokenValidUntil: verified.expiresAt &+ verifier.leewaySeconds)
     }
 
-    private func authenticate(_ authorization: RequestShape.Authorization, now: Int64) throws(RequestRejection) -> VerifiedToken {
+    /// Decides an open watch again against this pipeline's peers and policy:
+    /// nil when it may go on, else why it must end. The same checks as
+    /// ``admit(_:now:)`` minus the request's shape (which cannot change).
+    public func redecide(_ watch: AdmittedRequest, now: Int64) -> WatchRevocation? {
+        do {
+            _ = try verifier.verify(watch.token, scope: .api, now: now, cache: cache)
+        } catch {
+            switch error {
+            case .expired: return .tokenExpired
+            case .unknownPeer: return .peerRemoved
+            default: return .keyRevoked
+            }
+        }
+        switch protected.decide(watch.attributes) {
+        case .refuse: return .protected
+        case .narrow(let narrowing)
+        where watch.attributes.path + "?" + narrowing.narrow(query: watch.attributes.query) != watch.forwardTarget:
+            return .protected
+        case .unrestricted where watch.attributes.forwardTarget != watch.forwardTarget:
+            return .protected
+        default: break
+        }
+        return policy.decide(watch.attributes, peer: watch.peer).allowed ? nil : .policy
+    }
+
+    private func authenticate(_ authorization: RequestShape.Authorization, now: Int64) throws(RequestRejection)
+        -> (BearerToken, VerifiedToken)
+    {
         let value: String
         switch authorization {
         case .none: throw .unauthorized(.missingCredentials)
@@ -73,7 +148,7 @@ public struct AdmissionPipeline: Sendable {
             throw .unauthorized(.malformedAuthorization)
         }
         do {
-            return try verifier.verify(token, scope: .api, now: now, cache: cache)
+            return (token, try verifier.verify(token, scope: .api, now: now, cache: cache))
         } catch {
             throw .unauthorized(.token(error))
         }

@@ -1,6 +1,7 @@
 import Foundation
 import IsthmusHTTP
 import IsthmusKubeTypes
+import IsthmusPolicy
 import IsthmusRequestInfo
 import NIOCore
 import NIOHTTP1
@@ -67,6 +68,12 @@ final class ProxyHandler: ChannelInboundHandler {
     private var upstreamAskedAt: NIODeadline?
     private var countedAsOpenWatch = false
     private var cachedRemoteAddress: String?
+    /// The watch in flight, kept so a reload can decide it again (nil for other requests).
+    private var admittedWatch: AdmittedRequest?
+    /// Whether ``watchDeadline`` is the token's expiry rather than the watch limit.
+    private var watchDeadlineIsTokenExpiry = false
+    /// The upstream stream of a Secret lookup in flight (``lookUpSecret``).
+    private var lookupChannel: (any Channel)?
 
     init(services: ProxyServices, version: HTTPProtocolVersion) {
         self.services = services
@@ -167,18 +174,141 @@ final class ProxyHandler: ChannelInboundHandler {
             return
         }
         machine.admitted()
-        upstreamAskedAt = .now()
         isWatch = admitted.attributes.verb == .watch
-        var upstreamHeaders = HTTPHeaders()
-        upstreamHeaders.add(name: "host", value: services.upstream.authority)
-        for header in admitted.forwardHeaders { upstreamHeaders.add(name: header.name, value: header.value) }
-        upstreamHeaders.add(name: "authorization", value: "Bearer " + token)
+        if isWatch { admittedWatch = admitted }
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: admitted.forwardTarget,
-                                           headers: upstreamHeaders)
+                                           headers: upstreamHeaders(admitted.forwardHeaders, token: token))
+        if admitted.checkSecretFirst {
+            lookUpSecret(admitted, token: token, then: upstreamHead)
+        } else {
+            forward(upstreamHead)
+        }
+    }
+
+    private func upstreamHeaders(_ forwarded: [(name: String, value: String)], token: String) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: services.upstream.authority)
+        for header in forwarded { headers.add(name: header.name, value: header.value) }
+        headers.add(name: "authorization", value: "Bearer " + token)
+        return headers
+    }
+
+    private func forward(_ upstreamHead: HTTPRequestHead) {
+        guard let context else { return }
+        upstreamAskedAt = .now()
         services.upstream.openStream(on: context.eventLoop, lane: isWatch ? .watch : .short)
             .assumeIsolated().whenComplete { result in
                 self.upstreamOpened(result, head: upstreamHead)
             }
+    }
+
+    // MARK: Secrets checked before a get (ProtectedObjects.checkSecretFirst)
+
+    /// Looks the Secret up through a list narrowed to its name, and forwards
+    /// the get only when the Secret exists and ``ProtectedObjects`` lets it
+    /// out. A missing one is answered 404 here: forwarding would serve one
+    /// created in between without a check.
+    private func lookUpSecret(_ admitted: AdmittedRequest, token: String, then upstreamHead: HTTPRequestHead) {
+        guard let context else { return }
+        let attributes = admitted.attributes
+        let target = ProtectedObjects.secretLookupTarget(namespace: attributes.namespace, name: attributes.name)
+        let lookupHead = HTTPRequestHead(version: .http1_1, method: .GET, uri: target,
+                                         headers: upstreamHeaders([("accept", "application/json")], token: token))
+        services.upstream.openStream(on: context.eventLoop, lane: .short).assumeIsolated().whenComplete { result in
+            switch result {
+            case .failure(let error):
+                if self.machine.upstreamFailed() == .respond {
+                    self.respond(upstreamFailure: error as? UpstreamFailure ?? UpstreamFailure(.connectFailed, "\(error)"))
+                }
+            case .success(let stream):
+                guard self.machine.state == .connecting else {
+                    stream.channel.close(promise: nil)
+                    return
+                }
+                let handler = SecretLookupHandler { outcome in
+                    self.lookupChannel = nil
+                    self.secretLookedUp(outcome, admitted: admitted, then: upstreamHead)
+                }
+                do {
+                    try stream.channel.pipeline.syncOperations.addHandler(handler)
+                } catch {
+                    stream.channel.close(promise: nil)
+                    if self.machine.upstreamFailed() == .respond {
+                        self.respond(upstreamFailure: UpstreamFailure(.closedBeforeResponse, "\(error)"))
+                    }
+                    return
+                }
+                self.lookupChannel = stream.channel
+                var head = lookupHead
+                if stream.protocol == .http1 { head.headers.add(name: "connection", value: "close") }
+                stream.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                stream.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            }
+        }
+    }
+
+    private func secretLookedUp(_ outcome: SecretLookupHandler.Outcome, admitted: AdmittedRequest,
+                                then upstreamHead: HTTPRequestHead) {
+        guard machine.state == .connecting else { return }
+        let attributes = admitted.attributes
+        let protected = services.admission.withLockedValue { $0.protected }
+        switch SecretLookupHandler.verdict(outcome, name: attributes.name, protected: protected) {
+        case .serve:
+            forward(upstreamHead)
+        case .missing:
+            _ = machine.upstreamFailed()
+            record?.reason = "the Secret does not exist"
+            respond(status: Status(message: "secrets \"\(attributes.name)\" not found", reason: "NotFound",
+                                   details: Status.Details(name: attributes.name, kind: "secrets"), code: 404))
+        case .refuse(let reason):
+            _ = machine.upstreamFailed()
+            let rejection = RequestRejection.protected(attributes, peer: admitted.peer, reason,
+                                                       isthmusNamespace: protected.isthmusNamespace)
+            record?.admitted = false
+            record?.reason = rejection.logReason
+            services.operations.metrics.denials.increment([rejection.metricLabel])
+            respond(status: rejection.status)
+        case .failed(let detail):
+            if machine.upstreamFailed() == .respond {
+                respond(upstreamFailure: UpstreamFailure(.closedBeforeResponse, detail))
+            }
+        }
+    }
+
+    // MARK: Watches decided again
+
+    /// From ``ProxyServices/install(_:)`` on this loop: the peers or the
+    /// policy changed, so an open watch is decided again and ends if its
+    /// access did.
+    func redecideWatch(_ admission: AdmissionPipeline, now: Int64) {
+        guard let watch = admittedWatch, let revocation = admission.redecide(watch, now: now) else { return }
+        revoke(watch, revocation)
+    }
+
+    private func revoke(_ watch: AdmittedRequest, _ revocation: WatchRevocation) {
+        admittedWatch = nil
+        services.operations.metrics.watchesRevoked.increment([revocation.rawValue])
+        record?.reason = "watch ended: access revoked (\(revocation.rawValue))"
+        switch machine.state {
+        case .streaming:
+            // A clean end: client-go re-lists, and hears the 401 or 403 itself.
+            if machine.watchDeadline() == .endResponse { finishResponse() }
+        case .connecting, .awaitingHead:
+            guard machine.upstreamFailed() == .respond else { return }
+            cancelTimers()
+            closeUpstream()
+            let lookup = lookupChannel
+            lookupChannel = nil
+            lookup?.close(promise: nil)
+            switch revocation {
+            case .tokenExpired, .peerRemoved, .keyRevoked:
+                respond(status: RequestRejection.unauthorized(.missingCredentials).status)
+            case .policy, .protected:
+                respond(status: RequestRejection.forbidden(watch.attributes, peer: watch.peer).status)
+            }
+        case .idle, .closed:
+            break
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -194,6 +324,9 @@ final class ProxyHandler: ChannelInboundHandler {
             closeUpstream()
             services.statistics.withLockedValue { $0.upstreamCancelledByClient += 1 }
         }
+        lookupChannel?.close(promise: nil)
+        lookupChannel = nil
+        admittedWatch = nil
         cancelTimers()
         completeRequest()
         context.fireChannelInactive()
@@ -281,7 +414,15 @@ final class ProxyHandler: ChannelInboundHandler {
                 services.operations.metrics.openWatches.add([], 1)
                 countedAsOpenWatch = true
                 let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                let limit = services.watchLimit.duration(unit: Double.random(in: 0..<1))
+                var limit = services.watchLimit.duration(unit: Double.random(in: 0..<1))
+                // A watch ends when its token stops being accepted, as a new request would be refused.
+                if let watch = admittedWatch {
+                    let remaining = Duration.seconds(max(0, Double(watch.tokenValidUntil) - Date().timeIntervalSince1970))
+                    if remaining < limit {
+                        limit = remaining
+                        watchDeadlineIsTokenExpiry = true
+                    }
+                }
                 watchDeadline = context.eventLoop.scheduleTask(in: TimeAmount(limit)) {
                     bound.value.watchLimitReached()
                 }
@@ -342,6 +483,10 @@ final class ProxyHandler: ChannelInboundHandler {
 
     private func watchLimitReached() {
         watchDeadline = nil
+        if watchDeadlineIsTokenExpiry, let watch = admittedWatch {
+            revoke(watch, .tokenExpired)
+            return
+        }
         guard machine.watchDeadline() == .endResponse else { return }
         services.statistics.withLockedValue { $0.watchesEndedAtLimit += 1 }
         finishResponse()
@@ -390,6 +535,8 @@ final class ProxyHandler: ChannelInboundHandler {
     /// Logs and counts the request in flight, once; a request whose client left
     /// before any response head counts as 499 (nginx's "client closed request").
     private func completeRequest() {
+        admittedWatch = nil
+        watchDeadlineIsTokenExpiry = false
         guard var record else { return }
         self.record = nil
         if record.status == 0 { record.status = 499 }

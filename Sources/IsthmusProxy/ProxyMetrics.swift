@@ -18,6 +18,9 @@ public final class ProxyMetrics: Sendable {
     public let reloads: CounterFamily
     /// `log_lines_dropped_total{log}`: lines the access or audit log writer could not keep up with.
     public let logLinesDropped: CounterFamily
+    /// `watches_revoked_total{reason}`: open watches the proxy ended because
+    /// their access was taken away (``WatchRevocation``).
+    public let watchesRevoked: CounterFamily
 
     public init() {
         requests = registry.counter(
@@ -41,6 +44,10 @@ public final class ProxyMetrics: Sendable {
         logLinesDropped = registry.counter(
             "isthmus_proxy_log_lines_dropped_total", help: "Access or audit log lines dropped because the writer fell behind.",
             labels: ["log"])
+        watchesRevoked = registry.counter(
+            "isthmus_proxy_watches_revoked_total",
+            help: "Open watches ended because their access ended (peer removed, key revoked, policy narrowed, protected, token expired), by reason.",
+            labels: ["reason"])
     }
 
     /// Counts a reload of `source` (e.g. `peers`, `policy`); `result` is `success` or `failure`.

@@ -185,17 +185,13 @@ actor ProxyReloader {
             let verifier = TokenVerifier(localClusterUUID: configuration.localClusterUUID, peers: peers,
                                          leeway: configuration.tokenLeeway)
             let current = services.admission.withLockedValue { $0 }
-            services.admission.withLockedValue {
-                $0 = AdmissionPipeline(verifier: verifier, policy: current.policy, cache: current.cache, limits: current.limits)
-            }
             // Tokens verified against the old keys must be checked again.
             current.cache.synchronize(with: verifier)
+            services.install(current.replacing(verifier: verifier))
         case .policy:
             let policy = try PolicySet.load(directory: configuration.policyDirectory)
             let current = services.admission.withLockedValue { $0 }
-            services.admission.withLockedValue {
-                $0 = AdmissionPipeline(verifier: current.verifier, policy: policy, cache: current.cache, limits: current.limits)
-            }
+            services.install(current.replacing(policy: policy))
         case .servingCertificate:
             guard let files = configuration.tlsFiles else { return }
             let loaded = try files.load()

@@ -58,6 +58,9 @@ public struct ProxyConfiguration: Sendable {
     public var auditLog: LogDestination = .off
     /// How often the upstream's `/readyz` is probed for the proxy's own `/readyz`.
     public var readinessProbeInterval: Duration = .seconds(5)
+    /// The namespace Isthmus runs in: nothing in it is ever served to a peer
+    /// (``ProtectedObjects``).
+    public var isthmusNamespace = ProtectedObjects.defaultIsthmusNamespace
 
     public init(upstream: UpstreamConfiguration, peersFile: String, policyDirectory: String, localClusterUUID: String) {
         self.upstream = upstream
@@ -113,6 +116,24 @@ final class ProxyServices: Sendable {
             relays[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(ActiveRelays(), eventLoop: loop)
         }
         self.relays = relays
+    }
+
+    /// Swaps in a new admission snapshot (a reload) and decides every open
+    /// watch again against it, on its own loop: a watch the new peers or
+    /// policy no longer allow ends now (DESIGN §3 step 4b). Returns the previous one.
+    @discardableResult
+    func install(_ next: AdmissionPipeline) -> AdmissionPipeline {
+        let previous = admission.withLockedValue { current in
+            defer { current = next }
+            return current
+        }
+        for box in relays.values {
+            box.eventLoop.execute {
+                let now = Int64(Date().timeIntervalSince1970)
+                for handler in Array(box.value.handlers.values) { handler.redecideWatch(next, now: now) }
+            }
+        }
+        return previous
     }
 
     /// Asks every live handler to finish (see ``ProxyHandler/drain()``); the
@@ -295,17 +316,15 @@ public final class ProxyServer: Sendable {
         }
         let verifier = TokenVerifier(localClusterUUID: configuration.localClusterUUID, peers: peers,
                                      leeway: configuration.tokenLeeway)
-        return AdmissionPipeline(verifier: verifier, policy: policy, cache: VerifiedTokenCache())
+        return AdmissionPipeline(verifier: verifier, policy: policy, cache: VerifiedTokenCache(),
+                                 protected: ProtectedObjects(isthmusNamespace: configuration.isthmusNamespace))
     }
 
     public var statistics: ProxyStatistics { services.statistics.withLockedValue { $0 } }
 
     /// Replaces the admission snapshot (a reload); requests in flight keep theirs.
     public func replaceAdmission(_ admission: AdmissionPipeline) {
-        let previous = services.admission.withLockedValue { current in
-            defer { current = admission }
-            return current
-        }
+        let previous = services.install(admission)
         if previous.cache !== admission.cache { services.operations.retireTokenCache(previous.cache) }
     }
 

@@ -73,13 +73,16 @@ public enum RequestRejection: Error, Sendable, Hashable {
     case unauthorized(AuthenticationFailure)
     /// The policy did not allow the request.
     case forbidden(RequestAttributes, peer: String)
+    /// The request names something no peer is ever served (``ProtectedObjects``),
+    /// whatever the policy says. `namespace` is the Isthmus namespace, for the message.
+    case protected(RequestAttributes, peer: String, ProtectedObjects.Reason, isthmusNamespace: String)
 
     /// The HTTP status code, as `Status.code`.
     public var code: Int {
         switch self {
         case .badRequest: 400
         case .unauthorized: 401
-        case .readOnly, .impersonation, .forbidden: 403
+        case .readOnly, .impersonation, .forbidden, .protected: 403
         }
     }
 
@@ -88,7 +91,7 @@ public enum RequestRejection: Error, Sendable, Hashable {
         switch self {
         case .badRequest: "BadRequest"
         case .unauthorized: "Unauthorized"
-        case .readOnly, .impersonation, .forbidden: "Forbidden"
+        case .readOnly, .impersonation, .forbidden, .protected: "Forbidden"
         }
     }
 
@@ -101,6 +104,8 @@ public enum RequestRejection: Error, Sendable, Hashable {
             forbiddenMessage(for: request, reason: "the Isthmus proxy is read-only and never allows \(method)")
         case .impersonation: "forbidden: the Isthmus proxy never allows impersonation (Impersonate-* headers, kubectl --as)"
         case .forbidden(let request, let peer): forbiddenMessage(for: request, peer: peer)
+        case .protected(let request, _, let reason, let namespace):
+            forbiddenMessage(for: request, reason: ProtectedObjects(isthmusNamespace: namespace).message(reason))
         }
     }
 
@@ -108,7 +113,7 @@ public enum RequestRejection: Error, Sendable, Hashable {
     /// kind (the resource); nil for other codes and non-resource requests.
     public var details: (name: String, group: String, kind: String)? {
         switch self {
-        case .readOnly(_, let request), .forbidden(let request, _):
+        case .readOnly(_, let request), .forbidden(let request, _), .protected(let request, _, _, _):
             guard request.isResourceRequest else { return nil }
             return (request.name, request.apiGroup, request.resource)
         case .badRequest, .unauthorized, .impersonation: return nil
@@ -123,21 +128,24 @@ public enum RequestRejection: Error, Sendable, Hashable {
         case .readOnly(let method, _): "method \(method) on a read-only proxy"
         case .impersonation: "an Impersonate-* header"
         case .forbidden: "no policy rule allows this request"
+        case .protected(_, _, let reason, _): "never served (\(reason.rawValue)), whatever the policy"
         }
     }
 
     /// The parsed request, when the rejection came after parsing it.
     public var attributes: RequestAttributes? {
         switch self {
-        case .readOnly(_, let request), .forbidden(let request, _): request
+        case .readOnly(_, let request), .forbidden(let request, _), .protected(let request, _, _, _): request
         case .badRequest, .impersonation, .unauthorized: nil
         }
     }
 
     /// The peer whose token was verified before the refusal (only a policy denial has one).
     public var authenticatedPeer: String? {
-        if case .forbidden(_, let peer) = self { return peer }
-        return nil
+        switch self {
+        case .forbidden(_, let peer), .protected(_, let peer, _, _): peer
+        default: nil
+        }
     }
 
     /// A bounded label for the denials metric.
@@ -148,6 +156,7 @@ public enum RequestRejection: Error, Sendable, Hashable {
         case .readOnly: "read_only"
         case .impersonation: "impersonation"
         case .forbidden: "forbidden"
+        case .protected(_, _, let reason, _): reason.metricLabel
         }
     }
 }

@@ -83,6 +83,23 @@ struct ControllerCommandTests {
         let delete = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + ["delete", "svc", "web", "-n", "demo"])
         #expect(delete.status != 0 && delete.stderr.contains("read-only"), "\(delete.stderr)")
 
+        // B reads A's gateway credential, never A's signing key, trusted peers,
+        // remote secrets (A's token for B is in one), SA-token or Helm Secrets.
+        let secrets = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + ["get", "secrets", "-A"])
+        #expect(secrets.status == 0 && secrets.stdout.contains("ingressgateway-cert"), "\(secrets)")
+        for name in ["isthmus-cluster-key", "isthmus-trusted-peers", "istio-remote-secret-", "web-token", "sh.helm.release"] {
+            #expect(!secrets.stdout.contains(name), "\(name) in \(secrets.stdout)")
+        }
+        for (namespace, name) in [("isthmus-system", "isthmus-cluster-key"), ("isthmus-system", "isthmus-trusted-peers"),
+                                  ("istio-system", "istio-remote-secret-cluster-b"), ("demo", "web-token")] {
+            let get = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + ["-n", namespace, "get", "secret", name, "-o", "yaml"])
+            #expect(get.status != 0 && get.stderr.contains("Error from server (Forbidden)"), "\(name): \(get)")
+            #expect(!get.stdout.contains("private.pem") && !get.stdout.contains("token"), "\(name): \(get.stdout)")
+        }
+        let gateway = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + ["-n", "istio-system", "get", "secret",
+                                                                              "ingressgateway-cert", "-o", "name"])
+        #expect(gateway.status == 0 && gateway.stdout.contains("secret/ingressgateway-cert"), "\(gateway)")
+
         dev.send(SIGINT)
         #expect(await dev.waitForExit() == 0)
     }

@@ -86,4 +86,34 @@ struct PolicyCommandTests {
         let with = try json(try await CLI.run(["policy", "explain", "--policies", dir, "--peer", "cluster-b", "GET", "/api/v1/nodes"]).stdout)
         #expect(with["allowed"] as? Bool == true)
     }
+
+    @Test("policy explain shows what is never served: the cluster key refused, a Secret list narrowed, a Secret get checked")
+    func explainProtected() async throws {
+        let key = try json(try await CLI.run(["policy", "explain", "--policies", policies, "GET",
+                                              "/api/v1/namespaces/isthmus-system/secrets/isthmus-cluster-key"]).stdout)
+        #expect(key["allowed"] as? Bool == false, "the default policy grants secrets; the cluster key is refused anyway")
+        #expect(key["rule"] is NSNull && key["forwardTarget"] is NSNull)
+        let refused = try #require(key["protected"] as? [String: Any])
+        #expect(refused["decision"] as? String == "refused" && refused["reason"] as? String == "isthmus_namespace")
+
+        let list = try json(try await CLI.run(["policy", "explain", "--policies", policies, "GET", "/api/v1/secrets?watch=1"]).stdout)
+        #expect(list["allowed"] as? Bool == true)
+        let narrowed = try #require(list["protected"] as? [String: Any])
+        #expect(narrowed["fieldSelector"] as? String
+            == "metadata.namespace!=isthmus-system,type!=kubernetes.io/service-account-token,type!=helm.sh/release.v1")
+        #expect(narrowed["labelSelector"] as? String == "istio/multiCluster!=true")
+        #expect((list["forwardTarget"] as? String)?.hasPrefix("/api/v1/secrets?watch=1&fieldSelector=metadata.namespace%21%3Disthmus-system") == true)
+
+        let other = try json(try await CLI.run(["policy", "explain", "--policies", policies, "--isthmus-namespace", "d8-isthmus",
+                                                "GET", "/api/v1/namespaces/d8-isthmus/pods"]).stdout)
+        #expect((other["protected"] as? [String: Any])?["reason"] as? String == "isthmus_namespace")
+
+        let get = try json(try await CLI.run(["policy", "explain", "--policies", policies, "GET",
+                                              "/api/v1/namespaces/istio-system/secrets/gateway-cert"]).stdout)
+        #expect((get["protected"] as? [String: Any])?["decision"] as? String == "checkObject")
+        let services = try json(try await CLI.run(["policy", "explain", "--policies", policies, "GET",
+                                                   "/api/v1/namespaces/demo/services"]).stdout)
+        #expect(services["protected"] is NSNull)
+        #expect(services["forwardTarget"] as? String == "/api/v1/namespaces/demo/services")
+    }
 }

@@ -60,7 +60,8 @@ struct AdmissionPipelineTests {
         #expect(admitted.peer == peerUUID)
         #expect(admitted.attributes.verb == .watch)
         #expect(admitted.attributes.resource == "endpointslices")
-        #expect(admitted.forwardTarget == target)
+        // A cluster-wide list of a namespaced kind: the Isthmus namespace is left out upstream.
+        #expect(admitted.forwardTarget == target + "&fieldSelector=metadata.namespace%21%3Disthmus-system")
         #expect(admitted.rule?.file == "istio-reader.yaml")
         #expect(admitted.reason == "allowed by \(try #require(admitted.rule))")
         #expect(admitted.forwardHeaders.map(\.name) == ["accept", "user-agent", "accept-encoding"])
@@ -205,5 +206,74 @@ struct AdmissionPipelineTests {
             verifier: TokenVerifier(localClusterUUID: local, peers: .empty),
             policy: admission.policy, cache: admission.cache)
         #expect(throws: RequestRejection.self) { try emptied.admit(request, now: now) }
+    }
+}
+
+@Suite("Admission pipeline: protected objects and open watches decided again")
+struct AdmissionProtectionTests {
+    @Test("the cluster key is refused with its own reason although the default policy grants secrets")
+    func clusterKey() throws {
+        let refused = try rejection(head("GET", "/api/v1/namespaces/isthmus-system/secrets/isthmus-cluster-key"))
+        #expect(refused == .protected(try RequestAttributes(method: "GET", target: "/api/v1/namespaces/isthmus-system/secrets/isthmus-cluster-key"),
+                                      peer: peerUUID, .isthmusNamespace, isthmusNamespace: "isthmus-system"))
+        #expect(refused?.code == 403)
+        #expect(refused?.message == #"secrets "isthmus-cluster-key" is forbidden: objects in the Isthmus namespace "isthmus-system" (this cluster's signing key, its trusted peers) are never served to a peer"#)
+        #expect(refused?.metricLabel == "protected_isthmus_namespace")
+        #expect(refused?.authenticatedPeer == peerUUID)
+    }
+
+    @Test("protection comes before the allowlist and without a valid token nothing is said about it")
+    func orderOfStages() throws {
+        // No token: 401 as for anything else, no hint that the object is protected.
+        #expect(try rejection(head("GET", "/api/v1/namespaces/isthmus-system/secrets", auth: nil))?.code == 401)
+        // configmaps are not in the default policy, yet the Isthmus namespace's own reason is given.
+        #expect(try rejection(head("GET", "/api/v1/namespaces/isthmus-system/configmaps"))?.metricLabel == "protected_isthmus_namespace")
+    }
+
+    @Test("a cluster-wide Secret watch is forwarded with every exclusion in front of the client's selectors")
+    func narrowedWatch() throws {
+        let admitted = try pipeline().admit(head("GET", "/api/v1/secrets?watch=1&labelSelector=app%3Dgw"), now: now)
+        #expect(admitted.forwardTarget == "/api/v1/secrets?watch=1"
+            + "&labelSelector=istio%2FmultiCluster%21%3Dtrue%2Capp%3Dgw"
+            + "&fieldSelector=metadata.namespace%21%3Disthmus-system%2Ctype%21%3Dkubernetes.io%2Fservice-account-token%2Ctype%21%3Dhelm.sh%2Frelease.v1")
+        #expect(admitted.attributes.query == "watch=1&labelSelector=app%3Dgw", "what was decided on stays the client's")
+        #expect(!admitted.checkSecretFirst)
+        #expect(admitted.tokenValidUntil == now + 3600 + 60)
+    }
+
+    @Test("a get of a Secret by name is admitted for a check of the object first")
+    func secretGet() throws {
+        let admitted = try pipeline().admit(head("GET", "/api/v1/namespaces/istio-system/secrets/gateway-cert"), now: now)
+        #expect(admitted.checkSecretFirst)
+        #expect(admitted.forwardTarget == "/api/v1/namespaces/istio-system/secrets/gateway-cert")
+    }
+
+    @Test("an open watch is decided again: unchanged state keeps it, each change that takes access away ends it")
+    func redecide() throws {
+        let admission = try pipeline()
+        let watch = try admission.admit(head("GET", "/api/v1/namespaces/demo/services?watch=1"), now: now)
+        #expect(admission.redecide(watch, now: now + 10) == nil)
+
+        let otherKey = SigningKeyPair()
+        let rotated = admission.replacing(verifier: TokenVerifier(localClusterUUID: local, peers: try TrustedPeers([
+            TrustedPeer(clusterUUID: peerUUID, keys: [otherKey.publicKey], rootCA: rootCA)])))
+        #expect(rotated.redecide(watch, now: now) == .keyRevoked)
+        let overlapping = admission.replacing(verifier: TokenVerifier(localClusterUUID: local, peers: try TrustedPeers([
+            TrustedPeer(clusterUUID: peerUUID, keys: [otherKey.publicKey, peerKey.publicKey], rootCA: rootCA)])))
+        #expect(overlapping.redecide(watch, now: now) == nil, "a rotation that still lists the old key keeps the watch")
+
+        let removed = admission.replacing(verifier: TokenVerifier(localClusterUUID: local, peers: .empty))
+        #expect(removed.redecide(watch, now: now) == .peerRemoved)
+
+        #expect(admission.redecide(watch, now: watch.tokenValidUntil) == .tokenExpired)
+        #expect(admission.redecide(watch, now: watch.tokenValidUntil - 1) == nil)
+
+        let narrowed = admission.replacing(policy: try PolicySet(sources: [PolicySource(name: "narrow.yaml", contents: """
+            rules:
+              - apiGroups: [""]
+                resources: [endpoints]
+                verbs: [get, list, watch]
+            """)]))
+        #expect(narrowed.redecide(watch, now: now) == .policy)
     }
 }

@@ -118,7 +118,8 @@ struct OperabilityIntegrationTests {
             for family in ["isthmus_proxy_requests_total", "isthmus_proxy_denials_total", "isthmus_proxy_open_watches",
                            "isthmus_proxy_upstream_response_seconds", "isthmus_proxy_token_cache_hits_total",
                            "isthmus_proxy_token_cache_misses_total", "isthmus_proxy_reloads_total",
-                           "isthmus_proxy_bytes_relayed_total", "isthmus_proxy_log_lines_dropped_total"] {
+                           "isthmus_proxy_bytes_relayed_total", "isthmus_proxy_log_lines_dropped_total",
+                           "isthmus_proxy_watches_revoked_total"] {
                 #expect(parsed.types[family] != nil && parsed.helps.contains(family), "\(family) has no HELP/TYPE")
             }
             h.proxy.recordReload(source: "policy", succeeded: false)

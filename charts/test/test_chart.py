@@ -254,6 +254,9 @@ def test_gateway_api_routes_with_long_timeouts_and_backend_tls():
     assert all(p["spec"]["validation"]["caCertificateRefs"][0]["name"] == "isthmus-serving-ca" for p in policies)
     proxy_args = named(documents, "Deployment", "isthmus-proxy")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--tls-cert=/etc/isthmus/tls/tls.crt" in proxy_args
+    # Nothing in the release's own namespace is served to a peer.
+    namespace = named(documents, "Deployment", "isthmus-proxy")["metadata"]["namespace"]
+    assert f"--isthmus-namespace={namespace}" in proxy_args
 
 
 def test_ha_spreads_replicas_and_budgets_disruptions():
@@ -291,7 +294,7 @@ def test_strict_hardened_wires_client_auth_tls_monitoring_and_alerts():
     rules = of_kind(documents, "PrometheusRule")[0]["spec"]["groups"][0]["rules"]
     alerts = {r["alert"]: r for r in rules}
     assert {"IsthmusPeerMetadataFetchFailing", "IsthmusRemoteAPIHostDown", "IsthmusRemoteTokenExpiringSoon",
-            "IsthmusProxyDenialBurst"} <= set(alerts)
+            "IsthmusProxyDenialBurst", "IsthmusProxyProtectedObjectRequested"} <= set(alerts)
     for alert in alerts.values():
         assert re.search(r"isthmus_(proxy|controller)_[a-z_]+", alert["expr"]), alert["alert"]
         assert "{{ $labels." in alert["annotations"]["summary"], "Prometheus templates survive Helm"
