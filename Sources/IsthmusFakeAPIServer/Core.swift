@@ -213,7 +213,10 @@ public final class APIServerCore: Sendable {
         if contentType.hasPrefix("application/vnd.kubernetes.protobuf") {
             do { return try ProtobufBody.decode(request.body) } catch {
                 switch error {
-                case .unsupportedKind: throw Status.unsupportedMediaType
+                case .unsupportedKind(let kind):
+                    throw Status.unsupportedProtobuf("protobuf bodies of \(kind) are not decoded by the embedded API server")
+                case .unsupportedField(let field):
+                    throw Status.unsupportedProtobuf("the embedded API server does not decode field \(field) of this protobuf body")
                 case .malformed(let why): throw Status.badRequest("error decoding protobuf body: \(why)")
                 }
             }

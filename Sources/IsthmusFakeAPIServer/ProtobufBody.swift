@@ -1,18 +1,24 @@
 import Foundation
 import IsthmusKubeTypes
 
-/// Decodes the protobuf request bodies kubectl's typed generators send
-/// (`kubectl create namespace|configmap|secret|serviceaccount`): the `k8s\0`
-/// magic, a `runtime.Unknown` envelope (typeMeta = 1 {apiVersion = 1, kind = 2},
-/// raw = 2, contentEncoding = 3, contentType = 4), and the v1 message in `raw`,
-/// with field numbers from k8s.io/api/core/v1/generated.proto. Only these four
-/// kinds are understood; anything else stays 415, as JSON is what is served.
+/// Decodes the protobuf request bodies kubectl's typed generators and client-go
+/// send (`kubectl create namespace|configmap|secret|serviceaccount|service|deployment`,
+/// `kubectl run`): the `k8s\0` magic, a `runtime.Unknown` envelope (typeMeta = 1
+/// {apiVersion = 1, kind = 2}, raw = 2, contentEncoding = 3, contentType = 4),
+/// and the message in `raw`, with field numbers from k8s.io/api 1.32's
+/// generated.proto. Namespace, ConfigMap, Secret and ServiceAccount are read
+/// here; Service, Pod, Node, Endpoints, EndpointSlice and Deployment through
+/// ``ProtoSchemas``. Any other kind stays 415, naming the kind and the JSON way around.
 enum ProtobufBody {
     static let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]
 
     enum Failure: Error, Equatable {
         /// A kind this decoder does not know: answered 415.
         case unsupportedKind(String)
+        /// A field of a known kind this decoder does not read, carrying a value
+        /// (its path, the number in parentheses): answered 415, since dropping
+        /// it would store less than was sent.
+        case unsupportedField(String)
         case malformed(String)
     }
 
@@ -35,8 +41,12 @@ enum ProtobufBody {
             default: break
             }
         }
-        guard apiVersion == "v1" else { throw .unsupportedKind("\(apiVersion)/\(kind)") }
         var members: [(String, JSON)] = [("kind", .string(kind)), ("apiVersion", .string(apiVersion))]
+        if let schema = ProtoSchemas.schema(apiVersion: apiVersion, kind: kind) {
+            guard case .object(let decoded) = try schema.decode(raw, path: "") else { throw .malformed("not a message") }
+            return .object(members + decoded)
+        }
+        guard apiVersion == "v1" else { throw .unsupportedKind("\(apiVersion)/\(kind)") }
         switch kind {
         case "Namespace": members += try namespace(raw)
         case "ConfigMap": members += try configMap(raw)

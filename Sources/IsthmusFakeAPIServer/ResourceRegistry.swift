@@ -105,6 +105,17 @@ public struct ResourceRegistry: Sendable {
         ResourceType(group: "apiextensions.k8s.io", version: "v1", resource: "customresourcedefinitions", kind: "CustomResourceDefinition",
                      namespaced: false, shortNames: ["crd", "crds"], categories: ["api-extensions"], hasStatus: true, tracksGeneration: true),
         ResourceType(group: "discovery.k8s.io", version: "v1", resource: "endpointslices", kind: "EndpointSlice", namespaced: true),
+        // apps/v1: Istio's reader role lists ReplicaSets (a pod's owner), and
+        // `kubectl create deployment` is the first thing many users type.
+        // Stored and watched only: no controller turns a Deployment into Pods.
+        ResourceType(group: "apps", version: "v1", resource: "daemonsets", kind: "DaemonSet", namespaced: true, shortNames: ["ds"],
+                     categories: ["all"], hasStatus: true, tracksGeneration: true),
+        ResourceType(group: "apps", version: "v1", resource: "deployments", kind: "Deployment", namespaced: true, shortNames: ["deploy"],
+                     categories: ["all"], hasStatus: true, tracksGeneration: true),
+        ResourceType(group: "apps", version: "v1", resource: "replicasets", kind: "ReplicaSet", namespaced: true, shortNames: ["rs"],
+                     categories: ["all"], hasStatus: true, tracksGeneration: true),
+        ResourceType(group: "apps", version: "v1", resource: "statefulsets", kind: "StatefulSet", namespaced: true, shortNames: ["sts"],
+                     categories: ["all"], hasStatus: true, tracksGeneration: true),
     ]
 
     public static let crdResource = GroupResource(group: "apiextensions.k8s.io", resource: "customresourcedefinitions")

@@ -148,6 +148,17 @@ enum Tables {
                         let addresses = (o["endpoints"]?.arrayValue ?? []).flatMap { $0["addresses"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
                         return [nameCell(o), .string(s(o, "addressType") ?? ""), .string(portText), .string(truncatedList(addresses, empty: "<unset>")), ageCell(o)]
                     })
+        case ("apps", "deployments"):
+            // The built-in printer's columns; with no controller, status stays as written (0 of N).
+            return ([name, Column(name: "Ready", description: "Number of the pod with ready state"),
+                     Column(name: "Up-to-date", type: "integer", description: "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+                     Column(name: "Available", type: "integer", description: "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."), age],
+                    { o in
+                        let want = o.value(at: ["spec", "replicas"])?.intValue ?? 1
+                        let ready = o.value(at: ["status", "readyReplicas"])?.intValue ?? 0
+                        return [nameCell(o), .string("\(ready)/\(want)"), .int(o.value(at: ["status", "updatedReplicas"])?.intValue ?? 0),
+                                .int(o.value(at: ["status", "availableReplicas"])?.intValue ?? 0), ageCell(o)]
+                    })
         default:
             // rest.NewDefaultTableConvertor: Name and Created At (CRDs among them).
             return ([name, Column(name: "Created At", format: "date-time", description: ageDescription)],

@@ -129,6 +129,14 @@ extension Status {
     public static let unsupportedMediaType = Status(
         message: "415: Unsupported Media Type", reason: "UnsupportedMediaType", details: Details(), code: 415)
 
+    /// 415 for a protobuf body the embedded API server cannot read, with the way around it:
+    /// the same object as JSON.
+    public static func unsupportedProtobuf(_ what: String) -> Status {
+        Status(message: "415: Unsupported Media Type: \(what); send it as JSON instead, e.g. "
+               + "kubectl create ... --dry-run=client -o json | kubectl apply -f -",
+               reason: "UnsupportedMediaType", details: Details(), code: 415)
+    }
+
     public static let notAcceptable = Status(
         message: "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
         reason: "NotAcceptable", details: nil, code: 406)
