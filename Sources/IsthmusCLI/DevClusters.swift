@@ -23,6 +23,8 @@ struct DevCluster {
     let proxy: ProxyServer
     let metadata: MetadataService
     let peersFile: String
+    /// A kubeconfig for the embedded API server itself, as its owner.
+    let adminKubeconfig: String
 
     var metadataEndpoint: String { "http://127.0.0.1:\(metadata.port)/metadata" }
 
@@ -39,8 +41,10 @@ struct DevCluster {
         let uuid = UUID().uuidString.lowercased()
         let proxyToken = "dev-proxy-" + UUID().uuidString.lowercased()
         let controllerToken = "dev-controller-" + UUID().uuidString.lowercased()
+        let adminToken = "dev-admin-" + UUID().uuidString.lowercased()
         var apiConfiguration = FakeAPIServer.Configuration(tokens: [
             proxyToken: "system:serviceaccount:isthmus:proxy", controllerToken: "system:serviceaccount:isthmus:controller",
+            adminToken: "dev-admin",
         ])
         apiConfiguration.threads = 1
         let apiserver = try await FakeAPIServer.start(apiConfiguration)
@@ -51,6 +55,8 @@ struct DevCluster {
             {"metadata":{"name":"hello-from-cluster-\(name)","namespace":"demo"},"spec":{"ports":[{"name":"http","port":80}]}}
             """))
         try apiserver.installIstioMulticlusterCRD()
+        let adminKubeconfig = try write("admin.kubeconfig", APIServerCommand.kubeconfig(
+            server: apiserver.url, caPEM: apiserver.caCertificatePEM, token: adminToken), secret: true)
 
         let kube = KubeClientConfiguration(server: apiserver.url, certificateAuthorityPEM: Array((apiserver.caCertificatePEM ?? "").utf8),
                                            credentials: .bearerToken(controllerToken), namespace: controllerNamespace)
@@ -96,7 +102,7 @@ struct DevCluster {
         metadataConfiguration.reloadInterval = .milliseconds(500)
         let metadata = try await MetadataService.start(metadataConfiguration) { printError("isthmus dev [\(name)] metadata: \($0)") }
         return DevCluster(name: name, uuid: uuid, apiserver: apiserver, controller: controller, proxy: proxy, metadata: metadata,
-                          peersFile: peersFile)
+                          peersFile: peersFile, adminKubeconfig: adminKubeconfig)
     }
 
     /// Points this cluster at `peer` with an IstioMulticluster named `cluster-<peer>`.
@@ -197,11 +203,18 @@ extension DevCommand {
 
                 Read cluster A through A's proxy with cluster B's istiod remote secret:
                   kubectl --kubeconfig \(kubeconfig) get svc -A
+                  kubectl --kubeconfig \(kubeconfig) get svc -A -w
 
+                Change cluster A as its owner, and see B's watch receive it:
+                  kubectl --kubeconfig \(a.adminKubeconfig) -n demo create service clusterip hello --tcp=80:8080
+                (cluster B's own API server: \(b.adminKubeconfig))
+                \(churnLine)
                 Ctrl-C stops everything.
 
                 """.utf8))
+            let churning = churnTask(a.apiserver)
             await APIServerCommand.waitForTerminationSignal()
+            churning?.cancel()
             printError("isthmus dev: shutting down")
         } catch {
             work.cancel()

@@ -12,10 +12,11 @@ struct DevCommand: AsyncParsableCommand {
         commandName: "dev",
         abstract: "Run an in-memory API server behind the proxy, with a fake peer's kubeconfig to try it.",
         discussion: """
-            Starts the embedded API server (seeded with namespaces, Services, EndpointSlices and Pods), \
-            generates this cluster's and a fake peer's keys, trusts the peer, starts the proxy on \
-            loopback with TLS and writes DIR/peer.kubeconfig (token signed by the fake peer, scope api). \
-            Ctrl-C stops everything.
+            Starts the embedded API server (seeded with namespaces, Services, EndpointSlices, Pods and \
+            Secrets), generates this cluster's and a fake peer's keys, trusts the peer, starts the proxy \
+            on loopback with TLS and writes DIR/peer.kubeconfig (token signed by the fake peer, scope api) \
+            and DIR/admin.kubeconfig (the embedded API server itself, as its owner: create and change \
+            things there and watch the peer see them). Ctrl-C stops everything.
             """)
 
     @Option(help: "Directory for the generated keys, peers file, token and kubeconfig.")
@@ -30,8 +31,16 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "1: one cluster and a fake peer. 2: clusters A and B, each with proxy, metadata service and controller, paired by IstioMulticluster objects.")
     var clusters = 1
 
+    @Option(help: ArgumentHelp("Change an EndpointSlice and a Service in namespace demo at this period (e.g. 1s), so a watch shows events without a second terminal; off by default.", valueName: "period"))
+    var churn: String?
+
     func validate() throws {
         guard (1...2).contains(clusters) else { throw ValidationError("--clusters must be 1 or 2, got \(clusters)") }
+        if let churn {
+            guard let seconds = parseDurationSeconds(churn), seconds > 0 else {
+                throw ValidationError("--churn must be a period like 1s or 5s, got '\(churn)'")
+            }
+        }
         guard APIServerCommand.split(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, got '\(listen)'") }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: policies, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -50,7 +59,9 @@ struct DevCommand: AsyncParsableCommand {
         if clusters == 2 { return try await runTwoClusters() }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let serviceAccountToken = "dev-sa-" + UUID().uuidString.lowercased()
-        var apiConfiguration = FakeAPIServer.Configuration(tokens: [serviceAccountToken: "system:serviceaccount:isthmus:proxy"])
+        let adminToken = "dev-admin-" + UUID().uuidString.lowercased()
+        var apiConfiguration = FakeAPIServer.Configuration(tokens: [serviceAccountToken: "system:serviceaccount:isthmus:proxy",
+                                                                    adminToken: "dev-admin"])
         apiConfiguration.threads = 1
         let apiserver = try await FakeAPIServer.start(apiConfiguration)
         do {
@@ -84,19 +95,28 @@ struct DevCommand: AsyncParsableCommand {
             let kubeconfig = try write(APIServerCommand.kubeconfig(server: server, caPEM: proxy.certificates.caCertificatePEM,
                                                                    token: token),
                                        "peer.kubeconfig", secret: true)
+            let admin = try write(APIServerCommand.kubeconfig(server: apiserver.url, caPEM: apiserver.caCertificatePEM,
+                                                              token: adminToken),
+                                  "admin.kubeconfig", secret: true)
+            let churning = churnTask(apiserver)
             FileHandle.standardOutput.write(Data("""
                 isthmus dev: API server \(apiserver.url) (in memory), proxy \(server)
                   this cluster \(clusterUUID), fake peer \(peerUUID) (files in \(dir)/)
 
-                Try, as the peer:
+                Try, as the peer (through the proxy):
                   kubectl --kubeconfig \(kubeconfig) get svc -A
                   kubectl --kubeconfig \(kubeconfig) get svc -A -w
                   kubectl --kubeconfig \(kubeconfig) delete svc web -n demo    # refused: the proxy is read-only
 
+                And as this cluster's owner (the API server itself), while the peer's watch runs:
+                  kubectl --kubeconfig \(admin) -n demo create service clusterip hello --tcp=80:8080
+                  kubectl --kubeconfig \(admin) -n demo delete service hello
+                \(churnLine)
                 Ctrl-C stops everything.
 
                 """.utf8))
             await APIServerCommand.waitForTerminationSignal()
+            churning?.cancel()
             printError("isthmus dev: shutting down")
             try? await proxy.shutdown()
         } catch {
@@ -104,6 +124,41 @@ struct DevCommand: AsyncParsableCommand {
             throw error
         }
         try await apiserver.shutdown()
+    }
+
+    /// The line about `--churn` in the banner.
+    var churnLine: String {
+        guard let churn else { return "  (isthmus dev --churn 1s changes an EndpointSlice and a Service in demo every second)\n" }
+        return "  Every \(churn) the EndpointSlice web-abc12 and the Service web in demo change (--churn).\n"
+    }
+
+    /// With `--churn`, a task that changes demo's web EndpointSlice (its
+    /// endpoint's address and readiness) and the web Service's annotation
+    /// every period, so a peer's watch shows MODIFIED events on its own.
+    func churnTask(_ server: FakeAPIServer) -> Task<Void, Never>? {
+        guard let churn, let seconds = parseDurationSeconds(churn), seconds > 0 else { return nil }
+        return Task {
+            var step = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(seconds))
+                if Task.isCancelled { break }
+                step += 1
+                Self.churnOnce(server, step: step)
+            }
+        }
+    }
+
+    /// One change of `--churn`: step N moves web's endpoint between two
+    /// addresses, flips its readiness and stamps the Service with N.
+    static func churnOnce(_ server: FakeAPIServer, step: Int) {
+        let address = step % 2 == 0 ? "10.244.1.20" : "10.244.1.22"
+        let endpoint: JSON = .object([("addresses", .array([.string(address)])),
+                                      ("conditions", .object([("ready", .bool(step % 3 != 0))]))])
+        _ = try? server.mergePatch(resource: "endpointslices", group: "discovery.k8s.io", namespace: "demo", name: "web-abc12",
+                                   patch: .object([("endpoints", .array([endpoint]))]))
+        _ = try? server.mergePatch(resource: "services", namespace: "demo", name: "web", patch: .object([
+            ("metadata", .object([("annotations", .object([("isthmus.dev/churn", .string(String(step)))]))])),
+        ]))
     }
 
     /// A small mesh: istiod, two apps with EndpointSlices and Pods, and a few Secrets.

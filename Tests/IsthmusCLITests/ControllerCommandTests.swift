@@ -100,6 +100,15 @@ struct ControllerCommandTests {
                                                                               "ingressgateway-cert", "-o", "name"])
         #expect(gateway.status == 0 && gateway.stdout.contains("secret/ingressgateway-cert"), "\(gateway)")
 
+        // Cluster A's owner creates a Service; B reads it through A's proxy.
+        let admin = dir + "/.isthmus-dev/cluster-a/admin.kubeconfig"
+        _ = try #require(await dev.waitForLine(containing: "cluster-a/admin.kubeconfig -n demo create service clusterip"))
+        let create = try await CLI.runExecutable("/usr/bin/kubectl", ["--kubeconfig", admin, "--cache-dir", dir + "/cache-admin",
+                                                                    "-n", "demo", "create", "service", "clusterip", "hello", "--tcp=80:8080"])
+        #expect(create.status == 0 && create.stdout.contains("service/hello created"), "\(create)")
+        let seen = try await CLI.runExecutable("/usr/bin/kubectl", kubectl + ["-n", "demo", "get", "svc", "hello", "-o", "name"])
+        #expect(seen.status == 0 && seen.stdout.contains("service/hello"), "\(seen)")
+
         dev.send(SIGINT)
         #expect(await dev.waitForExit() == 0)
     }

@@ -235,6 +235,28 @@ struct ProxyCommandTests {
         #expect(await dev.waitForExit() == 0)
     }
 
+    @Test("isthmus dev --churn 1s: the peer's watch shows the EndpointSlice and Service changing on their own")
+    func devChurn() async throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dev = try RunningChild(CLI.binary, ["dev", "--churn", "1s", "--policies", CLI.repositoryRoot + "/policies"], workingDirectory: dir)
+        defer { dev.send(SIGKILL) }
+        _ = try #require(await dev.waitForLine(containing: "Every 1s the EndpointSlice web-abc12"))
+        let kubeconfig = dir + "/.isthmus-dev/peer.kubeconfig"
+        let watch = try RunningChild(Executables.kubectl, ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/kube-cache",
+                                                           "get", "endpointslices", "-n", "demo", "-w", "--output-watch-events"])
+        defer { watch.send(SIGKILL) }
+        let modified = await watch.waitForLine(containing: "MODIFIED", on: .stdout, deadline: .seconds(30))
+        #expect(modified?.contains("web-abc12") == true, "\(watch.output(.stdout))\n\(watch.output(.stderr))")
+        let service = try await ChildProcess.run(Executables.kubectl, ["--kubeconfig", kubeconfig, "--cache-dir", dir + "/kube-cache",
+                                                                       "-n", "demo", "get", "svc", "web", "-o", "jsonpath={.metadata.annotations}"])
+        #expect(service.stdout.contains("isthmus.dev/churn"), "\(service)")
+        let bad = try await ChildProcess.run(CLI.binary, ["dev", "--churn", "often"], workingDirectory: dir)
+        #expect(bad.status != 0 && bad.stderr.contains("--churn must be a period like 1s"), "\(bad)")
+        dev.send(SIGINT)
+        #expect(await dev.waitForExit() == 0)
+    }
+
     private func headerFile(token: String, in dir: String) throws -> String {
         let path = dir + "/auth-\(UUID().uuidString).header"
         try "Authorization: Bearer \(token)\n".write(toFile: path, atomically: true, encoding: .utf8)
