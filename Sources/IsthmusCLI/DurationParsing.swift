@@ -1,3 +1,4 @@
+import Foundation
 /// Parses a duration as operators write it for token lifetimes: one or more
 /// `<integer><unit>` terms with units `s`, `m`, `h` and `d` (`90s`, `15m`,
 /// `1h30m`, `7d`). A bare number is refused: `--ttl 60` would be ambiguous
@@ -34,4 +35,12 @@ func parseDurationSeconds(_ text: String) -> Int64? {
     }
     guard sawTerm, number == nil else { return nil }
     return total
+}
+
+/// `d8-istio,other` → the set of accepted token issuers; nil when it names none
+/// or has an empty entry (`a,,b`), so a typo cannot silently accept less or more.
+func parseIssuers(_ text: String) -> Set<String>? {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty }) else { return nil }
+    return Set(parts)
 }

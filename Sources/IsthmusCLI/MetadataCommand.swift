@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import IsthmusMetadata
+import IsthmusTrust
 
 /// `isthmus metadata`: publishes this cluster's public metadata to anyone and
 /// its private metadata to trusted peers (DESIGN §2, §4).
@@ -85,6 +86,9 @@ struct MetadataCommand: AsyncParsableCommand {
     @Option(help: "Clock skew allowed on token nbf/exp, e.g. 60s.")
     var tokenLeeway = "60s"
 
+    @Option(help: "Token issuers (iss) accepted, comma-separated; any other, or none, is refused.")
+    var tokenIssuers = TokenClaims.deckhouseIssuer
+
     @Option(help: "How often the files are checked for changes, e.g. 2s.")
     var reloadInterval = "2s"
 
@@ -92,6 +96,9 @@ struct MetadataCommand: AsyncParsableCommand {
     var writeCA: String?
 
     func validate() throws {
+        guard parseIssuers(tokenIssuers) != nil else {
+            throw ValidationError("--token-issuers must list at least one issuer, comma-separated, got '\(tokenIssuers)'")
+        }
         for (flag, value) in [("--token-leeway", tokenLeeway), ("--reload-interval", reloadInterval)] {
             guard let seconds = parseDurationSeconds(value), seconds >= 0 else {
                 throw ValidationError("\(flag) must be a duration like 90s, 15m or 1h30m, got '\(value)'")
@@ -137,6 +144,7 @@ struct MetadataCommand: AsyncParsableCommand {
     func run() async throws {
         var configuration = MetadataServiceConfiguration(flags: flagSettings(), configFile: config)
         configuration.tokenLeeway = .seconds(parseDurationSeconds(tokenLeeway) ?? 60)
+        configuration.acceptedIssuers = parseIssuers(tokenIssuers) ?? TokenVerifier.defaultAcceptedIssuers
         configuration.reloadInterval = .seconds(parseDurationSeconds(reloadInterval) ?? 2)
         let service: MetadataService
         do {

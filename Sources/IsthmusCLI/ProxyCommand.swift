@@ -92,6 +92,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Upstream HTTP/2 connections kept for watches per event loop, each carrying up to 100 watches (default 4); watches beyond get 429.")
     var upstreamWatchConnections: String?
 
+    @Option(help: "Token issuers (iss) accepted, comma-separated; a token with another issuer, or none, gets 401 (default d8-istio).")
+    var tokenIssuers: String?
+
     @Option(help: "The namespace Isthmus runs in (its signing key, trusted peers, Lease): nothing in it is ever served to a peer, whatever the policies (default isthmus-system).")
     var isthmusNamespace: String?
 
@@ -123,6 +126,7 @@ struct ProxyCommand: AsyncParsableCommand {
             .duration("readinessProbeInterval", \.readinessProbeInterval, allowsZero: false),
             .count("upstreamWatchConnections", \.upstreamWatchConnections, in: 1...64),
             .text("isthmusNamespace", \.isthmusNamespace),
+            .text("tokenIssuers", \.tokenIssuers),
         ]
     }
 
@@ -221,6 +225,13 @@ struct ProxyCommand: AsyncParsableCommand {
         if let upstreamWatchConnections {
             // checkSettings has refused anything but a whole number in range.
             configuration.upstream.limits.watchConnections = Int(upstreamWatchConnections) ?? 4
+        }
+        if let tokenIssuers {
+            guard let issuers = parseIssuers(tokenIssuers) else {
+                throw ProxyConfigurationError(field: label("tokenIssuers"),
+                                              problem: "must list at least one issuer, comma-separated, got '\(tokenIssuers)'")
+            }
+            configuration.acceptedIssuers = issuers
         }
         if let isthmusNamespace {
             guard isValidNamespaceName(isthmusNamespace) else {

@@ -68,12 +68,17 @@ struct TokenCommand: AsyncParsableCommand {
         var scope: TokenScope
         @Option(help: "Clock skew tolerated on nbf and exp.")
         var leeway: String = "60s"
+        @Option(help: "Token issuers (iss) accepted, comma-separated.")
+        var issuers: String = TokenClaims.deckhouseIssuer
         @Argument(help: "The token (default: read from stdin).")
         var token: String?
 
         func validate() throws {
             guard parseDurationSeconds(leeway) != nil || leeway == "0" else {
                 throw ValidationError("--leeway: \"\(leeway)\" is not a duration such as 0s, 30s or 2m")
+            }
+            guard parseIssuers(issuers) != nil else {
+                throw ValidationError("--issuers must list at least one issuer, comma-separated, got '\(issuers)'")
             }
         }
 
@@ -85,7 +90,8 @@ struct TokenCommand: AsyncParsableCommand {
             let raw = (token ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self))
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let verifier = TokenVerifier(localClusterUUID: audience, peers: trusted,
-                                         leeway: .seconds(parseDurationSeconds(leeway) ?? 0))
+                                         leeway: .seconds(parseDurationSeconds(leeway) ?? 0),
+                                         acceptedIssuers: parseIssuers(issuers) ?? TokenVerifier.defaultAcceptedIssuers)
             do {
                 let verified = try verifier.verify(BearerToken(raw), scope: scope, now: Int64(Date().timeIntervalSince1970))
                 print(verified.peer)

@@ -11,6 +11,8 @@ public struct MetadataServiceConfiguration: Sendable {
     public var configFile: String?
     /// Clock skew allowed on token `nbf` / `exp`.
     public var tokenLeeway: Duration = TokenVerifier.defaultLeeway
+    /// The token issuers (`iss`) accepted; a token with another, or none, is 401.
+    public var acceptedIssuers = TokenVerifier.defaultAcceptedIssuers
     /// How often the files are checked for changes.
     public var reloadInterval: Duration = .seconds(2)
     /// Where gateways come from when the settings list none (e.g. discovery
@@ -306,7 +308,8 @@ actor Reloader {
     private func build(_ inputs: MetadataInputs) throws(MetadataSourceError) -> MetadataSnapshot {
         let (sources, peers) = try inputs.settings.resolve(inputs.files, gateways: inputs.gateways)
         let documents = try MetadataDocuments(sources)
-        let verifier = TokenVerifier(localClusterUUID: sources.clusterUUID, peers: peers, leeway: configuration.tokenLeeway)
+        let verifier = TokenVerifier(localClusterUUID: sources.clusterUUID, peers: peers, leeway: configuration.tokenLeeway,
+                                     acceptedIssuers: configuration.acceptedIssuers)
         return MetadataSnapshot(documents: documents, verifier: verifier)
     }
 }

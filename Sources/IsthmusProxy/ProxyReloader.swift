@@ -183,7 +183,7 @@ actor ProxyReloader {
             let data = try Data(contentsOf: URL(fileURLWithPath: configuration.peersFile))
             let peers = try TrustedPeers(json: [UInt8](data))
             let verifier = TokenVerifier(localClusterUUID: configuration.localClusterUUID, peers: peers,
-                                         leeway: configuration.tokenLeeway)
+                                         leeway: configuration.tokenLeeway, acceptedIssuers: configuration.acceptedIssuers)
             let current = services.admission.withLockedValue { $0 }
             // Tokens verified against the old keys must be checked again.
             current.cache.synchronize(with: verifier)

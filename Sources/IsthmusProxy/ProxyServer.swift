@@ -46,6 +46,8 @@ public struct ProxyConfiguration: Sendable {
     public var localClusterUUID: String
     /// Clock skew allowed on `nbf` / `exp`.
     public var tokenLeeway: Duration = TokenVerifier.defaultLeeway
+    /// The token issuers (`iss`) accepted; a token with another, or none, is 401.
+    public var acceptedIssuers = TokenVerifier.defaultAcceptedIssuers
     /// Watches end cleanly after this (with jitter) so clients re-watch.
     public var watchLimit = WatchLimit()
     /// Event loop threads (the upstream pools live on the same loops).
@@ -314,8 +316,11 @@ public final class ProxyServer: Sendable {
         guard TrustedPeer.isValidClusterID(configuration.localClusterUUID) else {
             throw ProxyConfigurationError(field: "localClusterUUID", problem: "not a cluster UUID")
         }
+        guard !configuration.acceptedIssuers.isEmpty else {
+            throw ProxyConfigurationError(field: "tokenIssuers", problem: "at least one issuer must be accepted")
+        }
         let verifier = TokenVerifier(localClusterUUID: configuration.localClusterUUID, peers: peers,
-                                     leeway: configuration.tokenLeeway)
+                                     leeway: configuration.tokenLeeway, acceptedIssuers: configuration.acceptedIssuers)
         return AdmissionPipeline(verifier: verifier, policy: policy, cache: VerifiedTokenCache(),
                                  protected: ProtectedObjects(isthmusNamespace: configuration.isthmusNamespace))
     }

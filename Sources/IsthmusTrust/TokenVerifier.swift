@@ -23,6 +23,10 @@ public enum TokenFailure: Error, Hashable, Sendable, CustomStringConvertible {
     case badSignature(peer: String)
     /// `aud` is not exactly this cluster's UUID.
     case wrongAudience(peer: String)
+    /// `iss` is missing or not one of the accepted issuers (`d8-istio` by
+    /// default): a signing key ever used for another purpose must not mint
+    /// tokens this cluster accepts.
+    case wrongIssuer(peer: String, presented: String)
     /// The token is for another scope than the endpoint requires.
     case wrongScope(peer: String, presented: String, required: TokenScope)
     /// `exp` + leeway has passed.
@@ -70,6 +74,8 @@ public enum TokenFailure: Error, Hashable, Sendable, CustomStringConvertible {
             return "token signature does not verify with any key of peer \(peer)"
         case .wrongAudience(let peer):
             return "token from peer \(peer) is not addressed to this cluster"
+        case .wrongIssuer(let peer, let presented):
+            return "token from peer \(peer) has issuer \(presented), which is not accepted"
         case .wrongScope(let peer, let presented, let required):
             return "token from peer \(peer) has scope \(presented), this endpoint requires \"\(required.rawValue)\""
         case .expired(let peer, let expiresAt):
@@ -113,7 +119,8 @@ public struct VerifiedToken: Sendable, Hashable {
 ///    key rotation);
 /// 6. `aud` is this cluster's UUID: a string, or an array of exactly one
 ///    string. A multi-audience token is refused even if it names us, since
-///    it would also open every other cluster it names;
+///    it would also open every other cluster it names; then `iss` is one of
+///    ``acceptedIssuers`` (a missing `iss` never is);
 /// 7. `scope` equals the endpoint's;
 /// 8. time, in whole Unix seconds with leeway `L` (RFC 7519 §4.1.4, §4.1.5):
 ///    valid while `now < exp + L` and, when `nbf` is present,
@@ -139,6 +146,9 @@ public struct TokenVerifier: Sendable {
     public let peers: TrustedPeers
     /// Leeway in whole seconds (sub-second parts of the Duration are dropped).
     public let leewaySeconds: Int64
+    /// The `iss` values accepted; Deckhouse and Isthmus always send `d8-istio`.
+    public let acceptedIssuers: Set<String>
+    public static let defaultAcceptedIssuers: Set<String> = [TokenClaims.deckhouseIssuer]
     /// Identifies everything a verdict depends on besides the token and the
     /// time, so a cache can tell when its entries were decided by other rules.
     let epoch: Digest256
@@ -147,16 +157,25 @@ public struct TokenVerifier: Sendable {
     ///   - localClusterUUID: this cluster's UUID.
     ///   - peers: the trusted peers snapshot.
     ///   - leeway: tolerated clock skew, at least zero.
-    public init(localClusterUUID: String, peers: TrustedPeers, leeway: Duration = TokenVerifier.defaultLeeway) {
+    ///   - acceptedIssuers: the `iss` values accepted, at least one.
+    public init(localClusterUUID: String, peers: TrustedPeers, leeway: Duration = TokenVerifier.defaultLeeway,
+                acceptedIssuers: Set<String> = TokenVerifier.defaultAcceptedIssuers) {
         let seconds = leeway.components.seconds
         precondition(seconds >= 0, "token leeway must not be negative")
+        precondition(!acceptedIssuers.isEmpty, "at least one accepted issuer")
         self.localClusterUUID = localClusterUUID
         self.peers = peers
         self.leewaySeconds = seconds
+        self.acceptedIssuers = acceptedIssuers
 
         var material = peers.fingerprint.digest.bytes
         material.append(contentsOf: withUnsafeBytes(of: seconds.littleEndian) { Array($0) })
         material.append(contentsOf: localClusterUUID.utf8)
+        // The issuers decide verdicts too: a cache filled under others is emptied.
+        for issuer in acceptedIssuers.sorted() {
+            material.append(0)
+            material.append(contentsOf: issuer.utf8)
+        }
         self.epoch = Digest256(SHA256.hash(data: material))
     }
 
@@ -182,6 +201,10 @@ public struct TokenVerifier: Sendable {
         }
         guard claims.audiences.count == 1, claims.audiences[0] == localClusterUUID else {
             throw .wrongAudience(peer: peer.clusterUUID)
+        }
+        guard acceptedIssuers.contains(claims.issuer) else {
+            throw .wrongIssuer(peer: peer.clusterUUID,
+                               presented: claims.issuer.isEmpty ? "(missing)" : JSONText.quotedForMessage(claims.issuer))
         }
         return CheckedToken(
             peer: peer.clusterUUID,

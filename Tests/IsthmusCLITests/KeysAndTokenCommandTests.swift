@@ -120,6 +120,20 @@ struct KeysAndTokenCommandTests {
         let ok = try await CLI.run(["token", "verify", "--peers", peersOfB, "--audience", b.uuid,
                               "--scope", "private-multicluster"], stdin: token)
         #expect(ok.status == 0)
+
+        // Another issuer: refused by default, accepted when listed with --issuers.
+        let otherIssuer = try await CLI.run(["token", "mint", "--key", a.privateKey, "--subject", a.uuid, "--audience", b.uuid,
+                                             "--scope", "api", "--ttl", "1m", "--issuer", "ci-robot"]).stdout
+            .trimmingCharacters(in: .newlines)
+        let refused = try await CLI.run(["token", "verify", "--peers", peersOfB, "--audience", b.uuid, "--scope", "api"],
+                                        stdin: otherIssuer)
+        #expect(refused.status == 1 && refused.stderr.contains(#"has issuer "ci-robot", which is not accepted"#), "\(refused)")
+        let listed = try await CLI.run(["token", "verify", "--peers", peersOfB, "--audience", b.uuid, "--scope", "api",
+                                        "--issuers", "d8-istio,ci-robot"], stdin: otherIssuer)
+        #expect(listed.status == 0 && listed.stdout == a.uuid + "\n", "\(listed)")
+        let empty = try await CLI.run(["token", "verify", "--peers", peersOfB, "--audience", b.uuid, "--scope", "api",
+                                       "--issuers", "d8-istio,,x"], stdin: otherIssuer)
+        #expect(empty.status != 0 && empty.stderr.contains("--issuers must list at least one issuer"), "\(empty)")
     }
 
     @Test("bad flags are refused before anything runs")

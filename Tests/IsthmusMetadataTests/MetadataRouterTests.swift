@@ -17,8 +17,10 @@ struct MetadataRouterTests {
     }
 
     func token(scope: TokenScope, key: SigningKeyPair? = nil, subject: String = MetadataFixtures.peerUUID,
-               audience: String = MetadataFixtures.clusterUUID, expiresAt: Int64 = now + 60) -> String {
-        mint(TokenClaims(subject: subject, audience: audience, scope: scope, notBefore: Self.now - 10, expiresAt: expiresAt),
+               audience: String = MetadataFixtures.clusterUUID, expiresAt: Int64 = now + 60,
+               issuer: String = TokenClaims.deckhouseIssuer) -> String {
+        mint(TokenClaims(issuer: issuer, subject: subject, audience: audience, scope: scope, notBefore: Self.now - 10,
+                         expiresAt: expiresAt),
              with: key ?? peerKey)
     }
 
@@ -80,6 +82,12 @@ struct MetadataRouterTests {
         Denied(description: "an expired token", authorization: { t in
             ["Bearer " + t.token(scope: .privateMulticluster, expiresAt: now - 3600)]
         }, code: 401, reasonContains: "expired"),
+        Denied(description: "a trusted peer's token for another issuer", authorization: { t in
+            ["Bearer " + t.token(scope: .privateMulticluster, issuer: "ci-robot")]
+        }, code: 401, reasonContains: "has issuer \"ci-robot\", which is not accepted"),
+        Denied(description: "a trusted peer's token with no issuer", authorization: { t in
+            ["Bearer " + t.token(scope: .privateMulticluster, issuer: "")]
+        }, code: 401, reasonContains: "has issuer (missing)"),
         Denied(description: "an expired api token stays a 401", authorization: { t in
             ["Bearer " + t.token(scope: .api, expiresAt: now - 3600)]
         }, code: 401, reasonContains: "has scope"),

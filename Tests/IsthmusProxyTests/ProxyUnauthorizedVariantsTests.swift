@@ -36,8 +36,8 @@ private func hmacSHA256(key: [UInt8], message: String) throws -> [UInt8] {
 private func badTokens(_ h: ProxyHarness) throws -> [(what: String, token: String)] {
     let now = Int64(Date().timeIntervalSince1970)
     func claims(subject: String = testPeerUUID, audience: String = localClusterUUID, scope: TokenScope = .api,
-                notBefore: Int64 = now - 10, expiresAt: Int64 = now + 3600) -> TokenClaims {
-        TokenClaims(subject: subject, audience: audience, scope: scope, notBefore: notBefore, expiresAt: expiresAt)
+                notBefore: Int64 = now - 10, expiresAt: Int64 = now + 3600, issuer: String = TokenClaims.deckhouseIssuer) -> TokenClaims {
+        TokenClaims(issuer: issuer, subject: subject, audience: audience, scope: scope, notBefore: notBefore, expiresAt: expiresAt)
     }
     let valid = h.peerToken.split(separator: ".").map(String.init)
     let (header, payload, signature) = (valid[0], valid[1], valid[2])
@@ -67,12 +67,14 @@ private func badTokens(_ h: ProxyHarness) throws -> [(what: String, token: Strin
         ("alg none, no signature", noneHeader + "." + payload + "."),
         ("alg none, the original signature", noneHeader + "." + payload + "." + signature),
         ("HS256 keyed with the peer's public key", hsHeader + "." + payload + "." + hsSignature),
+        ("signed by the peer for another issuer", mint(claims(issuer: "ci-robot"), with: h.peerKey)),
+        ("signed by the peer with no issuer", mint(claims(issuer: ""), with: h.peerKey)),
     ]
 }
 
 @Suite("Proxy: every kind of bad token gets the API server's 401, end to end, and nothing is forwarded", .serialized)
 struct ProxyUnauthorizedVariantsTests {
-    @Test("expired, not yet valid, wrong audience, wrong scope, unknown peer, tampered, alg none, HS256: kubectl (HTTP/2) and curl (HTTP/2, HTTP/1.1)")
+    @Test("expired, not yet valid, wrong audience, wrong scope, unknown peer, tampered, alg none, HS256, wrong or no issuer: kubectl (HTTP/2) and curl (HTTP/2, HTTP/1.1)")
     func badTokensAreUnauthorized() async throws {
         let h = try await ProxyHarness.start()
         do {

@@ -36,7 +36,7 @@ struct TokenTests {
         }
     }
 
-    @Test("the default issuer is d8-istio; an empty issuer and a nil nbf are left out")
+    @Test("the default issuer is d8-istio; an empty issuer and a nil nbf are left out (and a missing iss is refused by default)")
     func optionalClaims() throws {
         #expect(Fixtures.claims().issuer == "d8-istio")
         var claims = Fixtures.claims(notBefore: nil)
@@ -46,7 +46,10 @@ struct TokenTests {
         let text = String(decoding: payload, as: UTF8.self)
         #expect(!text.contains("iss"))
         #expect(!text.contains("nbf"))
-        let verified = try Fixtures.verifier().verify(BearerToken(token), scope: .api, now: Fixtures.now)
+        // Verifies only where an empty issuer is explicitly accepted: the default accepts d8-istio alone.
+        #expect(throws: TokenFailure.self) { try Fixtures.verifier().verify(BearerToken(token), scope: .api, now: Fixtures.now) }
+        let lenient = TokenVerifier(localClusterUUID: Fixtures.localUUID, peers: Fixtures.verifier().peers, acceptedIssuers: [""])
+        let verified = try lenient.verify(BearerToken(token), scope: .api, now: Fixtures.now)
         #expect(verified.claims == claims)
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Crypto
 import Testing
 @testable import IsthmusTrust
@@ -32,6 +33,38 @@ struct TokenVerifierTests {
             return nil
         } catch {
             return error
+        }
+    }
+
+    // MARK: the issuer
+
+    @Test("a token whose iss is not an accepted issuer, or has none, is refused after its signature checks")
+    func issuer() throws {
+        let other = standardPayload().replacingOccurrences(of: #""iss":"d8-istio""#, with: #""iss":"ci-robot""#)
+        #expect(failure(token(other)) == .wrongIssuer(peer: peer, presented: #""ci-robot""#))
+        let none = standardPayload().replacingOccurrences(of: #""iss":"d8-istio","#, with: "")
+        #expect(!none.contains("iss"))
+        #expect(failure(token(none)) == .wrongIssuer(peer: peer, presented: "(missing)"))
+        #expect(failure(token(other))?.description == #"token from peer \#(peer) has issuer "ci-robot", which is not accepted"#)
+        // A forged signature is still reported as such: the issuer says nothing to a forger.
+        #expect(failure(token(other, key: SigningKeyPair())) == .badSignature(peer: peer))
+
+        let both = TokenVerifier(localClusterUUID: local, peers: verifier.peers, acceptedIssuers: ["d8-istio", "ci-robot"])
+        #expect(failure(token(other), verifier: both) == nil)
+        #expect(failure(token(standardPayload()), verifier: both) == nil)
+        let onlyOther = TokenVerifier(localClusterUUID: local, peers: verifier.peers, acceptedIssuers: ["ci-robot"])
+        #expect(failure(token(standardPayload()), verifier: onlyOther) == .wrongIssuer(peer: peer, presented: #""d8-istio""#))
+    }
+
+    @Test("a cached verdict does not survive a change of accepted issuers")
+    func issuerAndCache() throws {
+        let cache = VerifiedTokenCache()
+        let other = token(standardPayload().replacingOccurrences(of: #""iss":"d8-istio""#, with: #""iss":"ci-robot""#))
+        let lenient = TokenVerifier(localClusterUUID: local, peers: verifier.peers, acceptedIssuers: ["d8-istio", "ci-robot"])
+        _ = try lenient.verify(other, scope: .api, now: now, cache: cache)
+        #expect(cache.contains(other))
+        #expect(throws: TokenFailure.wrongIssuer(peer: peer, presented: #""ci-robot""#)) {
+            try verifier.verify(other, scope: .api, now: now, cache: cache)
         }
     }
 
