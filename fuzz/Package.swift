@@ -16,6 +16,8 @@ let package = Package(
         .executableTarget(
             name: "FuzzRequestTarget",
             dependencies: ["CFuzzerDriver", .product(name: "IsthmusRequestInfo", package: "isthmus")]),
+        // Crashes on purpose: the runner's own test (./fuzz/run --self-test).
+        .executableTarget(name: "FuzzRunnerSelfTest", dependencies: ["CFuzzerDriver"]),
         .executableTarget(
             name: "FuzzToken",
             dependencies: [

@@ -68,6 +68,16 @@ struct TokenVerifierTests {
         }
     }
 
+    @Test("FuzzToken's finding: \")\" and 93 NUL bytes is refused as malformed, and the refusal holds none of its bytes")
+    func nulAfterParen() {
+        let raw = ")" + String(repeating: "\u{0}", count: 93)
+        let refusal = failure(BearerToken(raw))
+        #expect(refusal == .malformed(.notCompactSerialization))
+        // Compared as bytes: Foundation's String search stops at a NUL and "found" the `)` of the message.
+        let message = Array((refusal?.description ?? "").utf8), token = Array(raw.utf8)
+        #expect(!(0...(max(0, message.count - token.count))).contains { message.count >= token.count && Array(message[$0..<($0 + token.count)]) == token })
+    }
+
     // MARK: tokens from other implementations
 
     @Test("a token made by OpenSSL (Go-ordered claims) verifies")

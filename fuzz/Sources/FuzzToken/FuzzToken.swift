@@ -76,9 +76,24 @@ private func check(_ raw: String) {
         precondition(verified.claims.scope == .api)
         precondition(verified.claims.expiresAt + 60 > now)
         precondition((verified.claims.notBefore ?? now) - 60 <= now)
+        precondition(verified.claims.issuer == TokenClaims.deckhouseIssuer, "a token of another issuer was accepted")
     case .failure(let failure):
-        if raw.utf8.count >= 16 { precondition(!failure.description.contains(raw), "a refusal quotes the token") }
+        // Bytes, not String.contains: Foundation's search stops at a NUL, so
+        // `")" + 93 NULs` "matched" the `)` of a correct refusal.
+        if raw.utf8.count >= 16 {
+            precondition(!containsBytes(Array(failure.description.utf8), Array(raw.utf8)), "a refusal quotes the token")
+        }
     }
+}
+
+/// Whether `needle` occurs in `haystack` as a contiguous run of bytes.
+func containsBytes(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+    guard !needle.isEmpty else { return true }
+    guard haystack.count >= needle.count else { return false }
+    for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+        if haystack[start..<(start + needle.count)].elementsEqual(needle) { return true }
+    }
+    return false
 }
 
 /// The strict mode only refuses more: whatever it accepts, the Go-compatible
