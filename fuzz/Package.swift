@@ -2,7 +2,7 @@
 import PackageDescription
 
 // libFuzzer targets for the parsers that see untrusted bytes first: the request
-// target parser and the bearer token parser. In their own package so the
+// target parser, the bearer token parser, and what the proxy never serves. In their own package so the
 // product's builds stay free of sanitizer flags. Run: ./fuzz/run [seconds]
 let package = Package(
     name: "isthmus-fuzz",
@@ -16,6 +16,10 @@ let package = Package(
         .executableTarget(
             name: "FuzzRequestTarget",
             dependencies: ["CFuzzerDriver", .product(name: "IsthmusRequestInfo", package: "isthmus")]),
+        // What no peer is served: refusals, and narrowed selectors re-parsed as the API server would.
+        .executableTarget(
+            name: "FuzzProtectedObjects",
+            dependencies: ["CFuzzerDriver", .product(name: "IsthmusPolicy", package: "isthmus")]),
         // Crashes on purpose: the runner's own test (./fuzz/run --self-test).
         .executableTarget(name: "FuzzRunnerSelfTest", dependencies: ["CFuzzerDriver"]),
         .executableTarget(
