@@ -158,7 +158,7 @@ public final class HTTPServer: Sendable {
         makeHandler: @escaping @Sendable (HTTPProtocolVersion) -> any ChannelHandler
     ) throws {
         _ = try pipeline.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+            mode: .server, connectionConfiguration: HTTP2AbuseGuards.connection, streamConfiguration: .init()
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(AuthorityFromHostHandler())
@@ -223,5 +223,37 @@ final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHan
         }
         context.fireChannelRead(wrapInboundOut(buffer))
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
+
+/// The HTTP/2 limits every Isthmus server puts on a client, written out
+/// rather than left to SwiftNIO's defaults (which they equal today) so a
+/// dependency update cannot loosen them unnoticed. Each is tested with a
+/// client sending raw frames (`ProxyHTTP2AbuseTests`).
+public enum HTTP2AbuseGuards {
+    /// Concurrent streams per connection; one more is a connection error.
+    public static let maximumConcurrentStreams = 100
+    /// Header list bytes (HPACK-decoded) per request; more ends the connection.
+    public static let maximumHeaderListSize = 16 * 1024
+    /// Suspicious events (streams reset by the client before their answer,
+    /// the rapid reset of CVE-2023-44487, among them) before GOAWAY ENHANCE_YOUR_CALM.
+    public static let maximumConnectionGlitches = 200
+    /// CONTINUATION frames in a row (the 2024 CONTINUATION flood).
+    public static let maximumSequentialContinuationFrames = 5
+    /// PING/SETTINGS/PRIORITY frames a client may send per `controlFrameWindow`.
+    public static let maximumControlFrames = 200
+    public static let controlFrameWindow: TimeAmount = .seconds(30)
+
+    static var connection: NIOHTTP2Handler.ConnectionConfiguration {
+        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+        configuration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maximumConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: maximumHeaderListSize),
+        ]
+        configuration.maximumConnectionGlitches = maximumConnectionGlitches
+        configuration.maximumSequentialContinuationFrames = maximumSequentialContinuationFrames
+        configuration.controlFrameRateLimit.maximumCount = maximumControlFrames
+        configuration.controlFrameRateLimit.windowLength = controlFrameWindow
+        return configuration
     }
 }
