@@ -241,6 +241,16 @@ struct AdmissionProtectionTests {
         #expect(admitted.tokenValidUntil == now + 3600 + 60)
     }
 
+    @Test("a list whose target the exclusions would take past the 8 KiB limit is refused, not forwarded unparseable (FuzzProtectedObjects)")
+    func narrowedTooLong() throws {
+        let selector = String(repeating: "a", count: RequestInfoLimits.maxTargetBytes - 60)
+        let target = "/api/v1/secrets?labelSelector=" + selector
+        #expect(target.utf8.count < RequestInfoLimits.maxTargetBytes)
+        #expect(try rejection(head("GET", target)) == .badRequest(.target(.targetTooLong)))
+        // A namespaced Service list of the same length carries no exclusion and is admitted.
+        #expect(try rejection(head("GET", "/api/v1/namespaces/demo/services?labelSelector=" + selector)) == nil)
+    }
+
     @Test("a get of a Secret by name is admitted for a check of the object first")
     func secretGet() throws {
         let admitted = try pipeline().admit(head("GET", "/api/v1/namespaces/istio-system/secrets/gateway-cert"), now: now)
