@@ -270,7 +270,7 @@ final class ProxyHandler: ChannelInboundHandler {
             respond(status: rejection.status)
         case .failed(let detail):
             if machine.upstreamFailed() == .respond {
-                respond(upstreamFailure: UpstreamFailure(.closedBeforeResponse, detail))
+                respond(upstreamFailure: UpstreamFailure(.secretLookupFailed, detail))
             }
         }
     }

@@ -46,6 +46,9 @@ public struct UpstreamFailure: Error, Sendable, Hashable, CustomStringConvertibl
         /// The API server answered 401 to the proxy's own ServiceAccount token:
         /// the proxy's fault, never the peer's, so not relayed as a 401.
         case credentialsRejected
+        /// The lookup of a Secret before a get (``ProtectedObjects``) did not
+        /// answer with a list: the get is not forwarded unchecked.
+        case secretLookupFailed
     }
 
     public var kind: Kind
@@ -69,6 +72,9 @@ public struct UpstreamFailure: Error, Sendable, Hashable, CustomStringConvertibl
         case .credentialsRejected:
             Status(message: "the API server rejected the proxy's credentials", reason: "InternalError",
                    details: Status.Details(), code: 502)
+        case .secretLookupFailed:
+            Status(message: "the proxy could not check this Secret against what is never served to a peer; see the proxy's log",
+                   reason: "InternalError", details: Status.Details(), code: 502)
         case .connectFailed, .noCredentials:
             Status(message: "the server is currently unable to handle the request", reason: "ServiceUnavailable",
                    details: Status.Details(), code: 503)

@@ -147,6 +147,24 @@ struct ProxyProtectedObjectsTests {
         await h.stop()
     }
 
+    @Test("a Secret lookup the API server does not answer is a 502 that says so, and the get is never forwarded unchecked")
+    func lookupFails() async throws {
+        let h = try await ProxyHarness.start()
+        do {
+            try seedSecrets(h.upstream)
+            var faults = FaultInjection()
+            faults.errorFraction = 1
+            faults.errorStatusCode = 500
+            h.upstream.setFaults(faults)
+            h.upstream.clearRecentRequests()
+            let answer = try await h.curl("/api/v1/namespaces/istio-system/secrets/gateway-cert", token: h.peerToken)
+            #expect(answer.code == 502 && answer.body.contains("could not check this Secret"), "\(answer)")
+            #expect(!h.upstream.recentRequests.contains { $0.uri == "/api/v1/namespaces/istio-system/secrets/gateway-cert" })
+            #expect(h.proxy.metrics.upstreamFailures.value(["secretLookupFailed"]) == 1)
+        }
+        await h.stop()
+    }
+
     @Test("a watch of Secrets never carries a protected one, created before or after it opened")
     func watch() async throws {
         let h = try await ProxyHarness.start()
