@@ -89,8 +89,14 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "How often the API server's /readyz is probed for this proxy's /readyz, e.g. 5s (default 5s).")
     var readinessProbeInterval: String?
 
-    @Option(help: "Upstream HTTP/2 connections kept for watches per event loop, each carrying up to 100 watches (default 4); watches beyond get 429.")
+    @Option(help: "Upstream HTTP/2 connections for watches per event loop at most, opened as needed, each carrying up to 100 watches (default 64): a backstop above --max-watches, not a limit to tune.")
     var upstreamWatchConnections: String?
+
+    @Option(help: "Open watches through this proxy at most; one more gets 429 TooManyRequests with Retry-After (default 10000).")
+    var maxWatches: String?
+
+    @Option(help: "Open watches of one peer at most; one more gets 429 (default 10000, the total: one peer may use them all).")
+    var maxWatchesPerPeer: String?
 
     @Option(help: "Token issuers (iss) accepted, comma-separated; a token with another issuer, or none, gets 401 (default d8-istio).")
     var tokenIssuers: String?
@@ -124,7 +130,9 @@ struct ProxyCommand: AsyncParsableCommand {
             .text("accessLog", \.accessLog),
             .text("auditLog", \.auditLog),
             .duration("readinessProbeInterval", \.readinessProbeInterval, allowsZero: false),
-            .count("upstreamWatchConnections", \.upstreamWatchConnections, in: 1...64),
+            .count("upstreamWatchConnections", \.upstreamWatchConnections, in: 1...1024),
+            .count("maxWatches", \.maxWatches, in: 1...1_000_000),
+            .count("maxWatchesPerPeer", \.maxWatchesPerPeer, in: 1...1_000_000),
             .text("isthmusNamespace", \.isthmusNamespace),
             .text("tokenIssuers", \.tokenIssuers),
         ]
@@ -224,8 +232,11 @@ struct ProxyCommand: AsyncParsableCommand {
         configuration.readinessProbeInterval = seconds(readinessProbeInterval, default: configuration.readinessProbeInterval)
         if let upstreamWatchConnections {
             // checkSettings has refused anything but a whole number in range.
-            configuration.upstream.limits.watchConnections = Int(upstreamWatchConnections) ?? 4
+            configuration.upstream.limits.watchConnections = Int(upstreamWatchConnections) ?? configuration.upstream.limits.watchConnections
         }
+        // checkSettings has refused anything but whole numbers in range.
+        if let maxWatches { configuration.watchLimits.total = Int(maxWatches) ?? configuration.watchLimits.total }
+        if let maxWatchesPerPeer { configuration.watchLimits.perPeer = Int(maxWatchesPerPeer) ?? configuration.watchLimits.perPeer }
         if let tokenIssuers {
             guard let issuers = parseIssuers(tokenIssuers) else {
                 throw ProxyConfigurationError(field: label("tokenIssuers"),

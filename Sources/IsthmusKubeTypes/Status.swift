@@ -163,9 +163,8 @@ extension Status {
         Status(message: message, reason: "InternalError", details: Details(), code: 500)
     }
 
-    public static func tooManyRequests() -> Status {
-        Status(message: "Too many requests, please try again later.", reason: "TooManyRequests",
-               details: Details(causes: []), code: 429)
+    public static func tooManyRequests(_ message: String = "Too many requests, please try again later.") -> Status {
+        Status(message: message, reason: "TooManyRequests", details: Details(causes: []), code: 429)
     }
 
     public static func serviceUnavailable() -> Status {

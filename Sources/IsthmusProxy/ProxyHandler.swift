@@ -72,6 +72,8 @@ final class ProxyHandler: ChannelInboundHandler {
     private var admittedWatch: AdmittedRequest?
     /// Whether ``watchDeadline`` is the token's expiry rather than the watch limit.
     private var watchDeadlineIsTokenExpiry = false
+    /// The peer whose open watch this request counts in ``ProxyServices/watchBudget``, until it ends.
+    private var watchBudgetPeer: String?
     /// The upstream stream of a Secret lookup in flight (``lookUpSecret``).
     private var lookupChannel: (any Channel)?
 
@@ -173,9 +175,19 @@ final class ProxyHandler: ChannelInboundHandler {
             respond(upstreamFailure: UpstreamFailure(.noCredentials, "no ServiceAccount token"))
             return
         }
-        machine.admitted()
         isWatch = admitted.attributes.verb == .watch
-        if isWatch { admittedWatch = admitted }
+        if isWatch {
+            if let refusal = services.watchBudget.withLockedValue({ $0.acquire(peer: admitted.peer) }) {
+                services.operations.metrics.watchesRefused.increment([admitted.peer, refusal.rawValue])
+                self.record?.reason = "watch refused: the \(refusal == .peer ? "per-peer" : "total") watch limit is reached"
+                respond(status: Status.tooManyRequests(
+                    "too many open watches \(refusal == .peer ? "for this peer" : "through this proxy"), please try again later"))
+                return
+            }
+            watchBudgetPeer = admitted.peer
+            admittedWatch = admitted
+        }
+        machine.admitted()
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: admitted.forwardTarget,
                                            headers: upstreamHeaders(admitted.forwardHeaders, token: token))
         if admitted.checkSecretFirst {
@@ -537,6 +549,10 @@ final class ProxyHandler: ChannelInboundHandler {
     private func completeRequest() {
         admittedWatch = nil
         watchDeadlineIsTokenExpiry = false
+        if let peer = watchBudgetPeer {
+            watchBudgetPeer = nil
+            services.watchBudget.withLockedValue { $0.release(peer: peer) }
+        }
         guard var record else { return }
         self.record = nil
         if record.status == 0 { record.status = 499 }
@@ -565,6 +581,9 @@ final class ProxyHandler: ChannelInboundHandler {
     // MARK: Local answers
 
     private func respond(upstreamFailure failure: UpstreamFailure) {
+        if failure.kind == .poolExhausted, isWatch, let peer = record?.peer {
+            services.operations.metrics.watchesRefused.increment([peer, "upstream_pool"])
+        }
         record?.upstreamError = failure.description
         services.operations.metrics.upstreamFailures.increment(["\(failure.kind)"])
         respond(status: failure.status)

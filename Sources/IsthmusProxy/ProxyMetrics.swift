@@ -21,6 +21,9 @@ public final class ProxyMetrics: Sendable {
     /// `watches_revoked_total{reason}`: open watches the proxy ended because
     /// their access was taken away (``WatchRevocation``).
     public let watchesRevoked: CounterFamily
+    /// `watches_refused_total{peer,reason}`: watches refused with 429 by the
+    /// explicit limits (`total`, `peer`) or because no upstream stream was left (`upstream_pool`).
+    public let watchesRefused: CounterFamily
 
     public init() {
         requests = registry.counter(
@@ -48,6 +51,10 @@ public final class ProxyMetrics: Sendable {
             "isthmus_proxy_watches_revoked_total",
             help: "Open watches ended because their access ended (peer removed, key revoked, policy narrowed, protected, token expired), by reason.",
             labels: ["reason"])
+        watchesRefused = registry.counter(
+            "isthmus_proxy_watches_refused_total",
+            help: "Watches refused with 429 TooManyRequests, by peer and reason (total, peer, upstream_pool).",
+            labels: ["peer", "reason"])
     }
 
     /// Counts a reload of `source` (e.g. `peers`, `policy`); `result` is `success` or `failure`.

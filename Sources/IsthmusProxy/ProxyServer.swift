@@ -60,6 +60,8 @@ public struct ProxyConfiguration: Sendable {
     public var auditLog: LogDestination = .off
     /// How often the upstream's `/readyz` is probed for the proxy's own `/readyz`.
     public var readinessProbeInterval: Duration = .seconds(5)
+    /// Open watches at most, in total and per peer; beyond, 429 with Retry-After.
+    public var watchLimits = WatchBudget.Limits()
     /// The namespace Isthmus runs in: nothing in it is ever served to a peer
     /// (``ProtectedObjects``).
     public var isthmusNamespace = ProtectedObjects.defaultIsthmusNamespace
@@ -97,6 +99,8 @@ final class ProxyServices: Sendable {
     let clientCertificateCheck: ClientCertificateCheck?
     /// Metrics, logs and readiness (see ``ProxyOperations``).
     let operations: ProxyOperations
+    /// Open watches counted against ``ProxyConfiguration/watchLimits``.
+    let watchBudget: NIOLockedValueBox<WatchBudget>
     /// Why the latest reload of each source was refused (the previous state
     /// still serves); shown on `/readyz?verbose`. Cleared by a good reload.
     let reloadRefusals = NIOLockedValueBox([ReloadSource: String]())
@@ -106,8 +110,10 @@ final class ProxyServices: Sendable {
     let relays: [ObjectIdentifier: NIOLoopBoundBox<ActiveRelays>]
 
     init(admission: AdmissionPipeline, upstream: UpstreamClient, watchLimit: WatchLimit, responseHeaderTimeout: Duration,
-         clientCertificateCheck: ClientCertificateCheck? = nil, group: any EventLoopGroup, operations: ProxyOperations) {
+         clientCertificateCheck: ClientCertificateCheck? = nil, group: any EventLoopGroup, operations: ProxyOperations,
+         watchLimits: WatchBudget.Limits = WatchBudget.Limits()) {
         self.operations = operations
+        self.watchBudget = NIOLockedValueBox(WatchBudget(limits: watchLimits))
         self.admission = NIOLockedValueBox(admission)
         self.clientCertificateCheck = clientCertificateCheck
         self.upstream = upstream
@@ -252,7 +258,8 @@ public final class ProxyServer: Sendable {
             operations = ops
             let services = ProxyServices(admission: admission, upstream: upstream, watchLimit: configuration.watchLimit,
                                          responseHeaderTimeout: configuration.upstream.responseHeaderTimeout,
-                                         clientCertificateCheck: clientCertificateCheck, group: group, operations: ops)
+                                         clientCertificateCheck: clientCertificateCheck, group: group, operations: ops,
+                                         watchLimits: configuration.watchLimits)
             ops.registerComputedMetrics(services)
             ops.probe.start()
             var serverConfiguration = HTTPServerConfiguration(host: configuration.host, port: configuration.port,

@@ -22,8 +22,10 @@ public enum UpstreamProtocol: Sendable, Hashable {
 public struct UpstreamPoolLimits: Sendable, Hashable {
     /// HTTP/2 connections for short requests.
     public var shortConnections = 4
-    /// HTTP/2 connections for watches.
-    public var watchConnections = 4
+    /// HTTP/2 connections for watches, opened as needed: 64 x 100 streams per
+    /// event loop, above the explicit ``WatchBudget`` limits (10,000 by
+    /// default), so that this is a backstop, never the ceiling.
+    public var watchConnections = 64
     /// Concurrent streams the proxy opens on one HTTP/2 connection (kube-apiserver
     /// allows 100 by default, and so does NIO).
     public var streamsPerConnection = 100
