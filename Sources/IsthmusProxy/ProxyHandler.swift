@@ -185,7 +185,10 @@ final class ProxyHandler: ChannelInboundHandler {
                 return
             }
             watchBudgetPeer = admitted.peer
-            admittedWatch = admitted
+            // Kept for the watch's lifetime: only what deciding it again needs (not the forwarded headers).
+            var kept = admitted
+            kept.forwardHeaders = []
+            admittedWatch = kept
         }
         machine.admitted()
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: admitted.forwardTarget,
