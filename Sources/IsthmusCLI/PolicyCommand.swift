@@ -94,7 +94,7 @@ func explanation(of request: RequestAttributes, decision: PolicyDecision, protec
         reason = protected.message(why)
         protection = .object([("decision", .string("refused")), ("reason", .string(why.rawValue))])
     case .narrow(let narrowing):
-        forwardTarget = request.path + "?" + narrowing.narrow(query: request.query)
+        forwardTarget = narrowing.target(for: request)
         protection = .object([
             ("decision", .string("narrowed")),
             ("fieldSelector", .string(narrowing.fieldRequirements.joined(separator: ","))),

@@ -52,9 +52,7 @@ struct ProtoMessage: Sendable {
                 throw .unsupportedField("\(path).(\(number))")
             }
             let fieldPath = path.isEmpty ? field.name : path + "." + field.name
-            if values[field.name] == nil && lists[field.name] == nil && maps[field.name] == nil && !order.contains(field.name) {
-                order.append(field.name)
-            }
+            if !order.contains(field.name) { order.append(field.name) }
             switch field.kind {
             case .ignored:
                 continue

@@ -93,19 +93,7 @@ public struct AdmissionPipeline: Sendable {
         let (token, verified) = try authenticate(shaped.authorization, now: now)
         let attributes = shaped.attributes
         // Protected objects first, so no policy can reach them.
-        var forwardTarget = attributes.forwardTarget
-        var checkSecretFirst = false
-        switch protected.decide(attributes) {
-        case .unrestricted: break
-        case .refuse(let reason):
-            throw .protected(attributes, peer: verified.peer, reason, isthmusNamespace: protected.isthmusNamespace)
-        case .narrow(let narrowing):
-            forwardTarget = attributes.path + "?" + narrowing.narrow(query: attributes.query)
-            // Only what the proxy itself would accept is forwarded (found by FuzzProtectedObjects:
-            // a target just under the limit went over it with the exclusions).
-            guard forwardTarget.utf8.count <= RequestInfoLimits.maxTargetBytes else { throw .badRequest(.target(.targetTooLong)) }
-        case .checkSecretFirst: checkSecretFirst = true
-        }
+        let (forwardTarget, checkSecretFirst) = try protectedForward(attributes, peer: verified.peer)
         let decision = policy.decide(attributes, peer: verified.peer)
         guard decision.allowed else { throw .forbidden(attributes, peer: verified.peer) }
         return AdmittedRequest(attributes: attributes, peer: verified.peer, rule: decision.rule, reason: decision.reason,
@@ -127,16 +115,33 @@ public struct AdmissionPipeline: Sendable {
             default: return .keyRevoked
             }
         }
-        switch protected.decide(watch.attributes) {
-        case .refuse: return .protected
-        case .narrow(let narrowing)
-        where watch.attributes.path + "?" + narrowing.narrow(query: watch.attributes.query) != watch.forwardTarget:
+        // Refused now, or forwarded otherwise than when it opened.
+        guard let forwarding = try? protectedForward(watch.attributes, peer: watch.peer),
+              forwarding.target == watch.forwardTarget else {
             return .protected
-        case .unrestricted where watch.attributes.forwardTarget != watch.forwardTarget:
-            return .protected
-        default: break
         }
         return policy.decide(watch.attributes, peer: watch.peer).allowed ? nil : .policy
+    }
+
+    /// What ``ProtectedObjects`` makes of a request: refused, or the target
+    /// to forward and whether a Secret must be checked first.
+    private func protectedForward(_ attributes: RequestAttributes, peer: String) throws(RequestRejection)
+        -> (target: String, checkSecretFirst: Bool)
+    {
+        switch protected.decide(attributes) {
+        case .unrestricted:
+            return (attributes.forwardTarget, false)
+        case .refuse(let reason):
+            throw .protected(attributes, peer: peer, reason, isthmusNamespace: protected.isthmusNamespace)
+        case .narrow(let narrowing):
+            let target = narrowing.target(for: attributes)
+            // Only what the proxy itself would accept is forwarded (found by FuzzProtectedObjects:
+            // a target just under the limit went over it with the exclusions).
+            guard target.utf8.count <= RequestInfoLimits.maxTargetBytes else { throw .badRequest(.target(.targetTooLong)) }
+            return (target, false)
+        case .checkSecretFirst:
+            return (attributes.forwardTarget, true)
+        }
     }
 
     private func authenticate(_ authorization: RequestShape.Authorization, now: Int64) throws(RequestRejection)

@@ -74,8 +74,6 @@ final class ProxyHandler: ChannelInboundHandler {
     private var watchDeadlineIsTokenExpiry = false
     /// The peer whose open watch this request counts in ``ProxyServices/watchBudget``, until it ends.
     private var watchBudgetPeer: String?
-    /// The upstream stream of a Secret lookup in flight (``lookUpSecret``).
-    private var lookupChannel: (any Channel)?
 
     init(services: ProxyServices, version: HTTPProtocolVersion) {
         self.services = services
@@ -240,24 +238,15 @@ final class ProxyHandler: ChannelInboundHandler {
                     stream.channel.close(promise: nil)
                     return
                 }
+                // The lookup's stream is the request's upstream stream until it answers,
+                // so a client that leaves, a revocation or the header timeout closes it.
                 let handler = SecretLookupHandler { outcome in
-                    self.lookupChannel = nil
+                    self.headerTimeout?.cancel()
+                    self.headerTimeout = nil
+                    self.upstreamChannel = nil
                     self.secretLookedUp(outcome, admitted: admitted, then: upstreamHead)
                 }
-                do {
-                    try stream.channel.pipeline.syncOperations.addHandler(handler)
-                } catch {
-                    stream.channel.close(promise: nil)
-                    if self.machine.upstreamFailed() == .respond {
-                        self.respond(upstreamFailure: UpstreamFailure(.closedBeforeResponse, "\(error)"))
-                    }
-                    return
-                }
-                self.lookupChannel = stream.channel
-                var head = lookupHead
-                if stream.protocol == .http1 { head.headers.add(name: "connection", value: "close") }
-                stream.channel.write(HTTPClientRequestPart.head(head), promise: nil)
-                stream.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                _ = self.send(lookupHead, on: stream, with: handler)
             }
         }
     }
@@ -312,9 +301,6 @@ final class ProxyHandler: ChannelInboundHandler {
             guard machine.upstreamFailed() == .respond else { return }
             cancelTimers()
             closeUpstream()
-            let lookup = lookupChannel
-            lookupChannel = nil
-            lookup?.close(promise: nil)
             switch revocation {
             case .tokenExpired, .peerRemoved, .keyRevoked:
                 respond(status: RequestRejection.unauthorized(.missingCredentials).status)
@@ -339,8 +325,8 @@ final class ProxyHandler: ChannelInboundHandler {
             closeUpstream()
             services.statistics.withLockedValue { $0.upstreamCancelledByClient += 1 }
         }
-        lookupChannel?.close(promise: nil)
-        lookupChannel = nil
+        // Also a Secret lookup still in flight (state `.connecting`); otherwise a no-op.
+        closeUpstream()
         admittedWatch = nil
         cancelTimers()
         completeRequest()
@@ -365,28 +351,35 @@ final class ProxyHandler: ChannelInboundHandler {
                 return
             }
             let handler = UpstreamResponseHandler(relay: self)
-            do {
-                try stream.channel.pipeline.syncOperations.addHandler(handler)
-            } catch {
-                stream.channel.close(promise: nil)
-                if machine.upstreamFailed() == .respond {
-                    respond(upstreamFailure: UpstreamFailure(.closedBeforeResponse, "\(error)"))
-                }
-                return
+            if send(head, on: stream, with: handler) { upstream = handler }
+        }
+    }
+
+    /// Puts `handler` on a fresh upstream stream, writes the request there and
+    /// bounds the wait for its answer (``responseHeaderTimedOut()``). False, and
+    /// the client answered, when the handler could not be added.
+    private func send(_ head: HTTPRequestHead, on stream: UpstreamStream, with handler: any ChannelHandler) -> Bool {
+        do {
+            try stream.channel.pipeline.syncOperations.addHandler(handler)
+        } catch {
+            stream.channel.close(promise: nil)
+            if machine.upstreamFailed() == .respond {
+                respond(upstreamFailure: UpstreamFailure(.closedBeforeResponse, "\(error)"))
             }
-            upstream = handler
-            upstreamChannel = stream.channel
-            var head = head
-            if stream.protocol == .http1 { head.headers.add(name: "connection", value: "close") }
-            stream.channel.write(HTTPClientRequestPart.head(head), promise: nil)
-            stream.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-            if let loop = context?.eventLoop {
-                let bound = NIOLoopBound(self, eventLoop: loop)
-                headerTimeout = loop.scheduleTask(in: services.responseHeaderTimeout) {
-                    bound.value.responseHeaderTimedOut()
-                }
+            return false
+        }
+        upstreamChannel = stream.channel
+        var head = head
+        if stream.protocol == .http1 { head.headers.add(name: "connection", value: "close") }
+        stream.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        stream.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        if let loop = context?.eventLoop {
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            headerTimeout = loop.scheduleTask(in: services.responseHeaderTimeout) {
+                bound.value.responseHeaderTimedOut()
             }
         }
+        return true
     }
 
     private func responseHeaderTimedOut() {

@@ -35,6 +35,11 @@ public struct SelectorNarrowing: Sendable, Hashable {
         return out
     }
 
+    /// The target to forward for `request`: its path, and its query narrowed.
+    public func target(for request: RequestAttributes) -> String {
+        request.path + "?" + narrow(query: request.query)
+    }
+
     /// `query` (raw, already accepted by ``RequestAttributes/init(method:target:)``,
     /// so each selector appears at most once) with the requirements put in
     /// front of the client's `fieldSelector` and `labelSelector`, or added as
@@ -90,8 +95,9 @@ public struct SelectorNarrowing: Sendable, Hashable {
         }
     }
 
+    private static let hex = Array("0123456789ABCDEF".utf8)
+
     private static func percentEncode(_ text: String, into out: inout [UInt8]) {
-        let hex = Array("0123456789ABCDEF".utf8)
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),

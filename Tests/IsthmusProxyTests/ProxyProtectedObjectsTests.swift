@@ -165,6 +165,24 @@ struct ProxyProtectedObjectsTests {
         await h.stop()
     }
 
+    @Test("a Secret lookup is bounded by the response-header timeout: a slow API server is a 504, the get never forwarded")
+    func lookupTimesOut() async throws {
+        let h = try await ProxyHarness.start(configure: { $0.upstream.responseHeaderTimeout = .seconds(1) })
+        do {
+            try seedSecrets(h.upstream)
+            var faults = FaultInjection()
+            faults.responseDelay = .seconds(4)
+            h.upstream.setFaults(faults)
+            h.upstream.clearRecentRequests()
+            let started = ContinuousClock.now
+            let answer = try await h.curl("/api/v1/namespaces/istio-system/secrets/gateway-cert", token: h.peerToken)
+            #expect(answer.code == 504 && answer.body.contains("did not answer in time"), "\(answer)")
+            #expect(ContinuousClock.now - started < .seconds(4), "the lookup waited for the slow answer")
+            #expect(!h.upstream.recentRequests.contains { $0.uri == "/api/v1/namespaces/istio-system/secrets/gateway-cert" })
+        }
+        await h.stop()
+    }
+
     @Test("a watch of Secrets never carries a protected one, created before or after it opened")
     func watch() async throws {
         let h = try await ProxyHarness.start()

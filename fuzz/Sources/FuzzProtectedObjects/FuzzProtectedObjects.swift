@@ -66,7 +66,7 @@ func fuzzOne(_ target: String) {
         }
     }
     guard case .narrow(let narrowing) = decision else { return }
-    let forwarded = request.path + "?" + narrowing.narrow(query: request.query)
+    let forwarded = narrowing.target(for: request)
     // Over the limit the proxy refuses it (400) rather than forward what it could not parse
     // (AdmissionProtectionTests); this input once crashed the target here.
     if forwarded.utf8.count > RequestInfoLimits.maxTargetBytes { return }
