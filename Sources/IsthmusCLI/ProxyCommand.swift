@@ -92,6 +92,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Upstream HTTP/2 connections for watches per event loop at most, opened as needed, each carrying up to 100 watches (default 64): a backstop above --max-watches, not a limit to tune.")
     var upstreamWatchConnections: String?
 
+    @Option(help: "Protocol of short requests (get, list, discovery) to the API server: 'http1.1' (keep-alive connections, one request at a time each, as nginx does) or 'h2' (streams on shared HTTP/2 connections). Watches always prefer h2 (default http1.1).")
+    var upstreamShortProtocol: String?
+
+    @Option(help: "How long an idle upstream keep-alive connection is kept, e.g. 30s (default 30s).")
+    var upstreamIdleTimeout: String?
+
     @Option(help: "Open watches through this proxy at most; one more gets 429 TooManyRequests with Retry-After (default 10000).")
     var maxWatches: String?
 
@@ -131,6 +137,8 @@ struct ProxyCommand: AsyncParsableCommand {
             .text("auditLog", \.auditLog),
             .duration("readinessProbeInterval", \.readinessProbeInterval, allowsZero: false),
             .count("upstreamWatchConnections", \.upstreamWatchConnections, in: 1...1024),
+            .text("upstreamShortProtocol", \.upstreamShortProtocol),
+            .duration("upstreamIdleTimeout", \.upstreamIdleTimeout, allowsZero: false),
             .count("maxWatches", \.maxWatches, in: 1...1_000_000),
             .count("maxWatchesPerPeer", \.maxWatchesPerPeer, in: 1...1_000_000),
             .text("isthmusNamespace", \.isthmusNamespace),
@@ -186,6 +194,14 @@ struct ProxyCommand: AsyncParsableCommand {
         upstreamConfiguration.connectTimeout = seconds(upstreamConnectTimeout, default: upstreamConfiguration.connectTimeout)
         upstreamConfiguration.responseHeaderTimeout = seconds(upstreamHeaderTimeout,
                                                               default: upstreamConfiguration.responseHeaderTimeout)
+        upstreamConfiguration.idleConnectionTimeout = seconds(upstreamIdleTimeout,
+                                                              default: upstreamConfiguration.idleConnectionTimeout)
+        switch upstreamShortProtocol ?? "http1.1" {
+        case "http1.1": upstreamConfiguration.shortRequestsOverHTTP1 = true
+        case "h2": upstreamConfiguration.shortRequestsOverHTTP1 = false
+        case let other:
+            throw ProxyConfigurationError(field: label("upstreamShortProtocol"), problem: "must be 'http1.1' or 'h2', got '\(other)'")
+        }
         var configuration = ProxyConfiguration(upstream: upstreamConfiguration, peersFile: peers,
                                                policyDirectory: policies ?? "policies", localClusterUUID: clusterUUID)
         if let (host, port) = APIServerCommand.split(listen ?? "0.0.0.0:8443") {

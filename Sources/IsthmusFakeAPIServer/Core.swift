@@ -29,6 +29,10 @@ public struct FaultInjection: Sendable {
     public var errorStatusCode: Int = 503
     /// Close new connections right after accept.
     public var refuseConnections = false
+    /// Close an HTTP/1.1 connection, unanswered, when a request arrives on it
+    /// after it has already served one: an idle keep-alive timeout racing
+    /// the client's next request. The request is recorded with no status.
+    public var closeReusedConnections = false
     public init() {}
 }
 
@@ -71,6 +75,8 @@ public final class APIServerCore: Sendable {
     let tokens: [String: String]
     let faults: NIOLockedValueBox<FaultInjection>
     let recent: NIOLockedValueBox<[RecordedRequest]>
+    /// TCP connections accepted (HTTP/1.1 and HTTP/2 alike).
+    let connectionsAccepted = NIOLockedValueBox(0)
     let recentCapacity = 1000
     let serverAddress: NIOLockedValueBox<String>
     let bookmarkInterval: Duration

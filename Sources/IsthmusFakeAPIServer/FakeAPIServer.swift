@@ -80,7 +80,11 @@ public final class FakeAPIServer: Sendable {
             server = try await HTTPServer.start(
                 group: group,
                 configuration: HTTPServerConfiguration(host: configuration.host, port: configuration.port, tls: certificates),
-                acceptConnection: { !core.faults.withLockedValue { $0.refuseConnections } },
+                acceptConnection: {
+                    guard !core.faults.withLockedValue({ $0.refuseConnections }) else { return false }
+                    core.connectionsAccepted.withLockedValue { $0 += 1 }
+                    return true
+                },
                 makeHandler: { version in APIRequestHandler(core: core, hub: hub, version: version) })
         } catch {
             try? await group.shutdownGracefully()
@@ -178,6 +182,8 @@ public final class FakeAPIServer: Sendable {
 
     /// The last requests (at most 1,000), oldest first; Authorization values are redacted.
     public var recentRequests: [RecordedRequest] { core.recent.withLockedValue { $0 } }
+    /// TCP connections accepted so far.
+    public var connectionsAccepted: Int { core.connectionsAccepted.withLockedValue { $0 } }
 
     public func clearRecentRequests() { core.recent.withLockedValue { $0.removeAll() } }
 

@@ -18,6 +18,9 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var body: [UInt8] = []
     private var tooLarge = false
     private var watch: WatchStream?
+    /// Requests this HTTP/1.1 connection has carried (see ``FaultInjection/closeReusedConnections``).
+    private var requestsOnConnection = 0
+    private var dropped = false
 
     init(core: APIServerCore, hub: WatchHub, version: HTTPProtocolVersion) {
         self.core = core
@@ -26,8 +29,16 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !dropped else { return }
         switch unwrapInboundIn(data) {
         case .head(let h):
+            if version == .http1_1, requestsOnConnection > 0, core.faults.withLockedValue({ $0.closeReusedConnections }) {
+                dropped = true
+                core.record(RecordedRequest(method: h.method.rawValue, uri: h.uri, headers: [], http2: false, statusCode: nil))
+                context.close(promise: nil)
+                return
+            }
+            requestsOnConnection += 1
             head = h
             body = []
             tooLarge = false

@@ -50,7 +50,20 @@ final class ProxyHandler: ChannelInboundHandler {
     private var machine = RelayStateMachine()
     private var context: ChannelHandlerContext?
     private var upstream: UpstreamResponseHandler?
-    private var upstreamChannel: (any Channel)?
+    /// The request's upstream stream and the handler the request put on it
+    /// (removed before a keep-alive connection goes back to the pool).
+    private var upstreamStream: UpstreamStream?
+    private var upstreamStreamHandler: (any RemovableChannelHandler)?
+    /// The upstream response was read to its end and did not ask to close:
+    /// a keep-alive connection can serve the next request.
+    private var upstreamReusable = false
+    /// What went upstream, kept until the response head so a request whose
+    /// reused keep-alive connection turned out closed is sent again.
+    private var pendingUpstreamHead: HTTPRequestHead?
+    /// Times this request was sent again. Each resend used up a dead idle
+    /// connection; the bound only guarantees an end (a resend normally lands
+    /// on a fresh connection, which is never resent from).
+    private var resends = 0
     private var keepAlive = true
     /// A response to HEAD carries the headers of a body but never the body.
     private var isHead = false
@@ -126,6 +139,7 @@ final class ProxyHandler: ChannelInboundHandler {
         }
         keepAlive = version == .http2 || head.isKeepAlive
         isHead = head.method == .HEAD
+        resends = 0
         let now = Date().timeIntervalSince1970
         recordStart = .now()
         var record = RequestRecord(startTime: now, remoteAddress: remoteAddress(context), method: head.method.rawValue,
@@ -208,6 +222,7 @@ final class ProxyHandler: ChannelInboundHandler {
 
     private func forward(_ upstreamHead: HTTPRequestHead) {
         guard let context else { return }
+        pendingUpstreamHead = upstreamHead
         upstreamAskedAt = .now()
         services.upstream.openStream(on: context.eventLoop, lane: isWatch ? .watch : .short)
             .assumeIsolated().whenComplete { result in
@@ -235,15 +250,23 @@ final class ProxyHandler: ChannelInboundHandler {
                 }
             case .success(let stream):
                 guard self.machine.state == .connecting else {
-                    stream.channel.close(promise: nil)
+                    stream.finish(reusable: false)
                     return
                 }
                 // The lookup's stream is the request's upstream stream until it answers,
                 // so a client that leaves, a revocation or the header timeout closes it.
-                let handler = SecretLookupHandler { outcome in
+                let handler = SecretLookupHandler { outcome, handler in
                     self.headerTimeout?.cancel()
                     self.headerTimeout = nil
-                    self.upstreamChannel = nil
+                    let reusable = if case .answered(_, _, keepAlive: true) = outcome { true } else { false }
+                    self.upstreamStream = nil
+                    self.upstreamStreamHandler = nil
+                    stream.finish(reusable: reusable, removing: handler)
+                    if case .closedBeforeAnswer = outcome, self.mayResend(from: stream) {
+                        // A keep-alive connection the API server had closed: again, on another one.
+                        self.lookUpSecret(admitted, token: token, then: upstreamHead)
+                        return
+                    }
                     self.secretLookedUp(outcome, admitted: admitted, then: upstreamHead)
                 }
                 _ = self.send(lookupHead, on: stream, with: handler)
@@ -347,7 +370,7 @@ final class ProxyHandler: ChannelInboundHandler {
             }
         case .success(let stream):
             guard machine.upstreamOpened() == .sendRequest else {
-                stream.channel.close(promise: nil)
+                stream.finish(reusable: false)
                 return
             }
             let handler = UpstreamResponseHandler(relay: self)
@@ -358,19 +381,22 @@ final class ProxyHandler: ChannelInboundHandler {
     /// Puts `handler` on a fresh upstream stream, writes the request there and
     /// bounds the wait for its answer (``responseHeaderTimedOut()``). False, and
     /// the client answered, when the handler could not be added.
-    private func send(_ head: HTTPRequestHead, on stream: UpstreamStream, with handler: any ChannelHandler) -> Bool {
+    private func send(_ head: HTTPRequestHead, on stream: UpstreamStream,
+                      with handler: any ChannelHandler & RemovableChannelHandler) -> Bool {
         do {
             try stream.channel.pipeline.syncOperations.addHandler(handler)
         } catch {
-            stream.channel.close(promise: nil)
+            stream.finish(reusable: false)
             if machine.upstreamFailed() == .respond {
                 respond(upstreamFailure: UpstreamFailure(.closedBeforeResponse, "\(error)"))
             }
             return false
         }
-        upstreamChannel = stream.channel
+        upstreamStream = stream
+        upstreamStreamHandler = handler
+        upstreamReusable = false
         var head = head
-        if stream.protocol == .http1 { head.headers.add(name: "connection", value: "close") }
+        if stream.closesAfterRequest { head.headers.add(name: "connection", value: "close") }
         stream.channel.write(HTTPClientRequestPart.head(head), promise: nil)
         stream.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         if let loop = context?.eventLoop {
@@ -397,6 +423,8 @@ final class ProxyHandler: ChannelInboundHandler {
         case .head(let head):
             headerTimeout?.cancel()
             headerTimeout = nil
+            pendingUpstreamHead = nil
+            upstreamReusable = head.isKeepAlive
             if let asked = upstreamAskedAt {
                 upstreamAskedAt = nil
                 services.operations.metrics.upstreamResponseSeconds.observe(
@@ -442,7 +470,7 @@ final class ProxyHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end:
             guard machine.upstreamEnd() == .forwardEnd else { return }
-            finishResponse()
+            finishResponse(upstreamEnded: true)
         }
     }
 
@@ -466,11 +494,19 @@ final class ProxyHandler: ChannelInboundHandler {
 
     func upstreamClosed(from source: UpstreamResponseHandler) {
         guard source === upstream else { return }
+        let closedStream = upstreamStream
         detachUpstream()
         switch machine.upstreamClosed() {
         case .none: break
         case .respondBadGateway:
             cancelTimers()
+            if let stream = closedStream, let head = pendingUpstreamHead, mayResend(from: stream) {
+                // The API server closed an idle keep-alive connection as the request
+                // went out (no answer began): a read is safe to send again.
+                machine.admitted()
+                forward(head)
+                return
+            }
             respond(upstreamFailure: UpstreamFailure(.closedBeforeResponse))
         case .closeClient:
             cancelTimers()
@@ -501,10 +537,11 @@ final class ProxyHandler: ChannelInboundHandler {
     }
 
     /// Ends the client's response and lets go of the upstream stream: an
-    /// HTTP/2 stream that ended closes itself; one cut short is reset.
-    private func finishResponse() {
+    /// HTTP/2 stream that ended closes itself; one cut short is reset; a
+    /// keep-alive connection whose response ended goes back to the pool.
+    private func finishResponse(upstreamEnded: Bool = false) {
         cancelTimers()
-        closeUpstream()
+        if upstreamEnded { releaseUpstream() } else { closeUpstream() }
         completeRequest()
         guard let context else { return }
         if version == .http1_1 && !keepAlive {
@@ -514,10 +551,30 @@ final class ProxyHandler: ChannelInboundHandler {
         }
     }
 
+    /// Whether a request whose `stream` closed before any answer goes out
+    /// again: only from a reused keep-alive connection (the API server may have
+    /// closed it while idle), as Go's and nginx's clients do for reads.
+    private func mayResend(from stream: UpstreamStream) -> Bool {
+        guard stream.isReused, resends <= services.upstream.configuration.limits.maxIdleConnections else { return false }
+        resends += 1
+        services.statistics.withLockedValue { $0.upstreamRequestsResent += 1 }
+        return true
+    }
+
     private func closeUpstream() {
-        let channel = upstreamChannel
+        let stream = upstreamStream
         detachUpstream()
-        channel?.close(promise: nil)
+        stream?.finish(reusable: false)
+    }
+
+    /// The upstream response ended: a keep-alive connection is kept for the
+    /// next request unless the response asked to close it.
+    private func releaseUpstream() {
+        let stream = upstreamStream
+        let handler = upstreamStreamHandler
+        let reusable = upstreamReusable
+        detachUpstream()
+        stream?.finish(reusable: reusable, removing: handler)
     }
 
     private func detachUpstream() {
@@ -528,7 +585,8 @@ final class ProxyHandler: ChannelInboundHandler {
         }
         upstream?.detach()
         upstream = nil
-        upstreamChannel = nil
+        upstreamStream = nil
+        upstreamStreamHandler = nil
     }
 
     private func cancelTimers() {
@@ -544,6 +602,7 @@ final class ProxyHandler: ChannelInboundHandler {
     /// before any response head counts as 499 (nginx's "client closed request").
     private func completeRequest() {
         admittedWatch = nil
+        pendingUpstreamHead = nil
         watchDeadlineIsTokenExpiry = false
         if let peer = watchBudgetPeer {
             watchBudgetPeer = nil
@@ -620,7 +679,7 @@ extension ProxyHandler: Sendable {}
 /// The last handler of an upstream stream: hands the response to its
 /// ``ProxyHandler`` (same event loop) and holds the stream's reads while the
 /// client cannot take more.
-final class UpstreamResponseHandler: ChannelDuplexHandler {
+final class UpstreamResponseHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
@@ -683,3 +742,4 @@ final class UpstreamResponseHandler: ChannelDuplexHandler {
 
 @available(*, unavailable)
 extension UpstreamResponseHandler: Sendable {}
+

@@ -56,6 +56,20 @@ final class ProxyOperations: Sendable {
                   "Upstream requests cancelled because their client went away.") {
             $0.upstreamCancelledByClient
         }
+        statistic("isthmus_proxy_upstream_requests_resent_total",
+                  "Requests sent again on a new connection because the keep-alive connection they went out on was closed before any answer.") {
+            $0.upstreamRequestsResent
+        }
+        let upstream = services.upstream.sharedStatistics
+        registry.computed("isthmus_proxy_upstream_connections_opened_total",
+                          help: "Connections to the API server opened (TLS and ALPN done); short requests reuse HTTP/1.1 keep-alive ones.",
+                          type: .counter) {
+            [([], Double(upstream.withLockedValue { $0.connectionsOpened }))]
+        }
+        registry.computed("isthmus_proxy_upstream_idle_connections_closed_total",
+                          help: "Keep-alive connections to the API server closed after the idle timeout.", type: .counter) {
+            [([], Double(upstream.withLockedValue { $0.idleClosed }))]
+        }
         let tokenCache: @Sendable () -> VerifiedTokenCache.Statistics = {
             let current = admission.withLockedValue { $0.cache }.statistics
             let old = retired.withLockedValue { $0 }

@@ -176,6 +176,9 @@ public struct ProxyStatistics: Sendable, Hashable {
     public var watchesEndedAtLimit = 0
     /// Requests cancelled upstream because their client went away.
     public var upstreamCancelledByClient = 0
+    /// Requests sent again on a new connection because the keep-alive
+    /// connection they went out on was closed before any answer.
+    public var upstreamRequestsResent = 0
     /// Response body bytes handed to clients, added when a request ends and
     /// when a read is held (so a stalled watch is counted too).
     public var bytesRelayed = 0
@@ -333,6 +336,8 @@ public final class ProxyServer: Sendable {
     }
 
     public var statistics: ProxyStatistics { services.statistics.withLockedValue { $0 } }
+    /// The upstream pools' counts (connections opened, keep-alive reuse), summed over the loops.
+    public func upstreamStatistics() async throws -> UpstreamPoolStatistics { try await services.upstream.statistics().get() }
 
     /// Replaces the admission snapshot (a reload); requests in flight keep theirs.
     public func replaceAdmission(_ admission: AdmissionPipeline) {

@@ -1,5 +1,6 @@
 import Foundation
 import IsthmusKubeTypes
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
@@ -17,6 +18,15 @@ public struct UpstreamConfiguration: Sendable {
     public var tokenFile: String
     /// ALPN offers, most preferred first; HTTP/1.1 is the fallback.
     public var applicationProtocols = ["h2", "http/1.1"]
+    /// Short requests (get, list, discovery) over HTTP/1.1 keep-alive
+    /// connections, one request at a time each, as nginx does: cheaper per
+    /// request than a new HTTP/2 stream, and a LIST gets a connection's whole
+    /// TCP window instead of a share of one HTTP/2 flow-control window.
+    /// Watches stay on HTTP/2 (``applicationProtocols``). False: short
+    /// requests use ``applicationProtocols`` too.
+    public var shortRequestsOverHTTP1 = true
+    /// An idle keep-alive connection is closed after this long.
+    public var idleConnectionTimeout: Duration = .seconds(30)
     /// TCP connect plus TLS handshake; beyond it the client gets a 504.
     public var connectTimeout: Duration = .seconds(5)
     /// From sending a request to its response head; beyond it a 504.
@@ -94,6 +104,46 @@ public struct UpstreamFailure: Error, Sendable, Hashable, CustomStringConvertibl
 public struct UpstreamStream: Sendable {
     public var channel: any Channel
     public var `protocol`: UpstreamProtocol
+    /// Set when the stream is a keep-alive HTTP/1.1 connection of the pool.
+    let keepAlive: KeepAlive?
+
+    struct KeepAlive: Sendable {
+        let pool: NIOLoopBoundBox<UpstreamPool>
+        let id: UpstreamPoolState.ConnectionID
+        /// It served a request before this one, so the API server may have
+        /// closed it meanwhile: a request that gets no answer on it may be
+        /// sent again once on a new connection (all the proxy sends are reads).
+        let reused: Bool
+    }
+
+    init(channel: any Channel, protocol: UpstreamProtocol, keepAlive: KeepAlive? = nil) {
+        self.channel = channel
+        self.protocol = `protocol`
+        self.keepAlive = keepAlive
+    }
+
+    /// Whether the request must ask the API server to close the connection
+    /// after it (an HTTP/1.1 connection that is not kept alive).
+    public var closesAfterRequest: Bool { `protocol` == .http1 && keepAlive == nil }
+
+    /// Whether the connection served an earlier request (see ``KeepAlive/reused``).
+    public var isReused: Bool { keepAlive?.reused ?? false }
+
+    /// The request on this stream is over. `reusable`: its whole response was
+    /// read and did not ask to close, so a keep-alive connection goes back to
+    /// the pool (after `handler`, the request's own, leaves its pipeline);
+    /// anything else is closed (an HTTP/2 stream that ended is already closed).
+    /// Call on the channel's event loop.
+    public func finish(reusable: Bool, removing handler: (any RemovableChannelHandler)? = nil) {
+        guard reusable, let keepAlive, channel.isActive else {
+            channel.close(promise: nil)
+            return
+        }
+        if let handler {
+            channel.pipeline.syncOperations.removeHandler(handler, promise: nil)
+        }
+        keepAlive.pool.value.checkIn(keepAlive.id)
+    }
 }
 
 /// The proxy's client to the API server: one ``UpstreamPool`` per event loop,
@@ -105,6 +155,9 @@ public final class UpstreamClient: Sendable {
     /// `host[:port]` for `Host` / `:authority`.
     public let authority: String
     private let pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamPool>]
+    /// Connections opened and closed idle, across the loops (rare events; a
+    /// request's own counts stay on its loop).
+    let sharedStatistics = NIOLockedValueBox(UpstreamPoolStatistics())
 
     public init(configuration: UpstreamConfiguration, group: any EventLoopGroup) throws {
         guard let components = URLComponents(string: configuration.url), components.scheme == "https",
@@ -122,15 +175,25 @@ public final class UpstreamClient: Sendable {
         // before closing the socket, and a server busy writing may never send it.
         tls.shutdownTimeout = .milliseconds(200)
         let context = try NIOSSLContext(configuration: tls)
+        var shortContext = context
+        if configuration.shortRequestsOverHTTP1 {
+            tls.applicationProtocols = ["http/1.1"]
+            shortContext = try NIOSSLContext(configuration: tls)
+        }
         // SNI cannot carry an IP address; NIOSSL then checks the certificate's
         // IP SANs against the connected address instead.
         let isIP = host.contains(":") || host.split(separator: ".").allSatisfy { UInt8($0) != nil }
         let target = UpstreamPool.Target(host: host, port: port, serverHostname: isIP ? nil : host,
-                                         sslContext: context, connectTimeout: TimeAmount(configuration.connectTimeout))
+                                         sslContexts: [.short: shortContext, .watch: context],
+                                         connectTimeout: TimeAmount(configuration.connectTimeout),
+                                         idleTimeout: TimeAmount(configuration.idleConnectionTimeout))
         var pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamPool>] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(
-                UpstreamPool(eventLoop: loop, target: target, limits: configuration.limits), eventLoop: loop)
+            let box = NIOLoopBoundBox.makeBoxSendingValue(
+                UpstreamPool(eventLoop: loop, target: target, limits: configuration.limits, shared: sharedStatistics),
+                eventLoop: loop)
+            loop.execute { box.value.box = box }
+            pools[ObjectIdentifier(loop)] = box
         }
         self.pools = pools
         self.configuration = configuration
@@ -145,6 +208,18 @@ public final class UpstreamClient: Sendable {
             return eventLoop.makeFailedFuture(UpstreamFailure(.invalidConfiguration, "event loop outside the proxy's group"))
         }
         return pool.value.openStream(lane: lane)
+    }
+
+    /// The pools' counts, summed over the event loops.
+    public func statistics() -> EventLoopFuture<UpstreamPoolStatistics> {
+        let futures = pools.values.map { box in box.eventLoop.submit { box.value.reusedRequests } }
+        let loop = pools.values.first?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any()
+        let shared = sharedStatistics
+        return EventLoopFuture.reduce(0, futures, on: loop, +).map { reused in
+            var total = shared.withLockedValue { $0 }
+            total.reusedRequests = reused
+            return total
+        }
     }
 
     /// Closes every upstream connection. Call once, at shutdown.
@@ -165,30 +240,49 @@ final class UpstreamPool {
         var host: String
         var port: Int
         var serverHostname: String?
-        var sslContext: NIOSSLContext
+        /// Per lane: the short lane's may offer HTTP/1.1 only.
+        var sslContexts: [UpstreamLane: NIOSSLContext]
         var connectTimeout: TimeAmount
+        var idleTimeout: TimeAmount
     }
 
     enum Live {
         case http2(any Channel, NIOHTTP2Handler.StreamMultiplexer)
-        case http1(any Channel)
+        case http1(any Channel, UpstreamIdleGuard)
+
+        /// What the connection's initializer reports; the idle guard is looked up on the loop.
+        enum Negotiated: Sendable {
+            case http2(any Channel, NIOHTTP2Handler.StreamMultiplexer)
+            case http1(any Channel)
+        }
 
         var channel: any Channel {
             switch self {
-            case .http2(let channel, _), .http1(let channel): channel
+            case .http2(let channel, _), .http1(let channel, _): channel
             }
         }
     }
 
     let eventLoop: any EventLoop
     let target: Target
+    /// This pool's own box, which a keep-alive ``UpstreamStream`` carries to check its connection in.
+    weak var box: NIOLoopBoundBox<UpstreamPool>?
     private var state: UpstreamPoolState
     private var live: [UpstreamPoolState.ConnectionID: Live] = [:]
     private var waiters: [UpstreamPoolState.ConnectionID: [(UpstreamLane, EventLoopPromise<UpstreamStream>)]] = [:]
     private var connecting: [UpstreamPoolState.ConnectionID: any Channel] = [:]
+    /// Requests each keep-alive connection has carried (0 while it serves its first).
+    private var served: [UpstreamPoolState.ConnectionID: Int] = [:]
+    /// When each idle keep-alive connection went idle.
+    private var idleSince: [UpstreamPoolState.ConnectionID: NIODeadline] = [:]
+    private var idleSweep: RepeatedTask?
+    private let shared: NIOLockedValueBox<UpstreamPoolStatistics>
+    /// Requests sent on a keep-alive connection that had served one before.
+    private(set) var reusedRequests = 0
 
-    init(eventLoop: any EventLoop, target: Target, limits: UpstreamPoolLimits) {
+    init(eventLoop: any EventLoop, target: Target, limits: UpstreamPoolLimits, shared: NIOLockedValueBox<UpstreamPoolStatistics>) {
         self.eventLoop = eventLoop
+        self.shared = shared
         self.target = target
         self.state = UpstreamPoolState(limits: limits)
     }
@@ -218,9 +312,18 @@ final class UpstreamPool {
             return eventLoop.makeFailedFuture(UpstreamFailure(.connectFailed, "upstream connection went away"))
         }
         switch connection {
-        case .http1(let channel):
-            // One request per HTTP/1.1 connection: it is closed when the request ends.
-            return eventLoop.makeSucceededFuture(UpstreamStream(channel: channel, protocol: .http1))
+        case .http1(let channel, let idleGuard):
+            idleGuard.leased = true
+            guard state.connections[id]?.lane == .short, let box else {
+                // A watch over HTTP/1.1 has the connection to itself, closed when it ends.
+                return eventLoop.makeSucceededFuture(UpstreamStream(channel: channel, protocol: .http1))
+            }
+            idleSince[id] = nil
+            let count = served[id, default: 0]
+            served[id] = count + 1
+            if count > 0 { reusedRequests += 1 }
+            return eventLoop.makeSucceededFuture(UpstreamStream(
+                channel: channel, protocol: .http1, keepAlive: .init(pool: box, id: id, reused: count > 0)))
         case .http2(_, let multiplexer):
             let promise = eventLoop.makePromise(of: (any Channel).self)
             multiplexer.createStreamChannel(promise: promise) { stream in
@@ -240,16 +343,48 @@ final class UpstreamPool {
         }
     }
 
+    /// A keep-alive request on `id` ended cleanly: the connection waits for the next one.
+    func checkIn(_ id: UpstreamPoolState.ConnectionID) {
+        guard case .http1(let channel, let idleGuard) = live[id] else { return }
+        idleGuard.leased = false
+        switch state.checkIn(id) {
+        case .keep:
+            idleSince[id] = .now()
+            if idleSweep == nil {
+                let interval = TimeAmount.nanoseconds(max(target.idleTimeout.nanoseconds / 3, 10_000_000))
+                let bound = NIOLoopBound(self, eventLoop: eventLoop)
+                idleSweep = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                    bound.value.closeIdleConnections()
+                }
+            }
+        case .close:
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Closes keep-alive connections idle for longer than the idle timeout.
+    private func closeIdleConnections() {
+        let now = NIODeadline.now()
+        for (id, since) in idleSince where now - since >= target.idleTimeout {
+            idleSince[id] = nil
+            state.drain(id)
+            shared.withLockedValue { $0.idleClosed += 1 }
+            live[id]?.channel.close(promise: nil)
+        }
+    }
+
     private func connect(_ id: UpstreamPoolState.ConnectionID) {
         let target = self.target
-        let ready = eventLoop.makePromise(of: Live.self)
+        let lane = state.connections[id]?.lane ?? .short
+        let sslContext = target.sslContexts[lane] ?? target.sslContexts[.watch]!
+        let ready = eventLoop.makePromise(of: Live.Negotiated.self)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(target.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLClientHandler(context: target.sslContext, serverHostname: target.serverHostname))
+                    try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: target.serverHostname))
                     try sync.addHandler(ApplicationProtocolNegotiationHandler { result, channel in
                         channel.eventLoop.makeCompletedFuture {
                             if case .negotiated("h2") = result {
@@ -259,6 +394,7 @@ final class UpstreamPool {
                                 ready.succeed(.http2(channel, multiplexer))
                             } else {
                                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                                try channel.pipeline.syncOperations.addHandler(UpstreamIdleGuard())
                                 ready.succeed(.http1(channel))
                             }
                         }
@@ -291,10 +427,28 @@ final class UpstreamPool {
             timeout.cancel()
             self.connecting[id] = nil
             switch result {
-            case .success(let connection):
+            case .success(let negotiated):
+                let connection: Live
+                switch negotiated {
+                case .http2(let channel, let multiplexer):
+                    connection = .http2(channel, multiplexer)
+                case .http1(let channel):
+                    guard let idleGuard = try? channel.pipeline.syncOperations.handler(type: UpstreamIdleGuard.self) else {
+                        channel.close(promise: nil)
+                        self.state.closed(id)
+                        for (_, promise) in self.waiters.removeValue(forKey: id) ?? [] {
+                            promise.fail(UpstreamFailure(.connectFailed, "the upstream connection closed as it opened"))
+                        }
+                        return
+                    }
+                    connection = .http1(channel, idleGuard)
+                }
                 self.live[id] = connection
+                self.shared.withLockedValue { $0.connectionsOpened += 1 }
                 connection.channel.closeFuture.assumeIsolated().whenComplete { _ in
                     self.live[id] = nil
+                    self.served[id] = nil
+                    self.idleSince[id] = nil
                     self.state.closed(id)
                 }
                 let protocolUsed: UpstreamProtocol
@@ -316,6 +470,8 @@ final class UpstreamPool {
     }
 
     func closeAll() -> EventLoopFuture<Void> {
+        idleSweep?.cancel()
+        idleSweep = nil
         let channels = live.values.map(\.channel) + connecting.values
         let closes = channels.map { channel in channel.close().recover { _ in } }
         return EventLoopFuture.andAllComplete(closes, on: eventLoop)
@@ -324,3 +480,46 @@ final class UpstreamPool {
 
 @available(*, unavailable)
 extension UpstreamPool: Sendable {}
+
+/// Counts of one event loop's pool, for tests and the proxy's statistics.
+public struct UpstreamPoolStatistics: Sendable, Hashable {
+    /// Upstream connections that finished TLS and ALPN.
+    public var connectionsOpened = 0
+    /// Requests sent on a keep-alive connection that had served one before.
+    public var reusedRequests = 0
+    /// Keep-alive connections closed by the idle timeout.
+    public var idleClosed = 0
+    public init(connectionsOpened: Int = 0, reusedRequests: Int = 0, idleClosed: Int = 0) {
+        self.connectionsOpened = connectionsOpened
+        self.reusedRequests = reusedRequests
+        self.idleClosed = idleClosed
+    }
+}
+
+/// The last permanent handler of a keep-alive HTTP/1.1 upstream connection:
+/// a response that arrives while no request is out cannot belong to the
+/// next request, so the connection is closed rather than letting it be read
+/// as that request's answer (NIO's decoder reports it as an unsolicited
+/// response, or this handler sees it while idle).
+final class UpstreamIdleGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    var leased = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard leased else {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// A decoding error (NIO's decoder refuses a response to no request, too)
+    /// leaves the connection's framing unknown: it serves nothing more.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+        context.fireErrorCaught(error)
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamIdleGuard: Sendable {}

@@ -14,7 +14,8 @@ public enum UpstreamLane: Sendable, Hashable {
 public enum UpstreamProtocol: Sendable, Hashable {
     /// Many concurrent streams per connection.
     case http2
-    /// One request per connection, closed after it (no reuse).
+    /// One request at a time per connection. Short requests keep the
+    /// connection for the next one (keep-alive); a watch closes it.
     case http1
 }
 
@@ -29,6 +30,9 @@ public struct UpstreamPoolLimits: Sendable, Hashable {
     /// Concurrent streams the proxy opens on one HTTP/2 connection (kube-apiserver
     /// allows 100 by default, and so does NIO).
     public var streamsPerConnection = 100
+    /// Idle HTTP/1.1 keep-alive connections kept per event loop; one more is
+    /// closed when its request ends, so a burst does not leave sockets behind.
+    public var maxIdleConnections = 32
 
     public init() {}
 
@@ -74,8 +78,13 @@ struct UpstreamPoolState {
     let limits: UpstreamPoolLimits
     private(set) var connections: [ConnectionID: Connection] = [:]
     private var nextID = 0
-    /// Learned from the first connection: an HTTP/1.1-only upstream stays one.
-    private(set) var upstreamProtocol: UpstreamProtocol?
+    /// Learned per lane from its first connection (the short lane may ask for
+    /// HTTP/1.1 and the watch lane for h2): an HTTP/1.1-only upstream stays one.
+    private(set) var upstreamProtocol: [UpstreamLane: UpstreamProtocol] = [:]
+    /// Ready HTTP/1.1 connections with no request, per lane, most recently
+    /// used last. The last is reused first, so the others stay idle long
+    /// enough to be closed by the idle timeout after a burst.
+    private(set) var idle: [UpstreamLane: [ConnectionID]] = [:]
 
     init(limits: UpstreamPoolLimits) {
         self.limits = limits
@@ -87,7 +96,7 @@ struct UpstreamPoolState {
         case .ready(.http2): limits.streamsPerConnection
         // Optimistic: an unknown connection is assumed to be HTTP/2 unless the
         // upstream already showed it is not.
-        case .connecting: upstreamProtocol == .http1 ? 1 : limits.streamsPerConnection
+        case .connecting: upstreamProtocol[connection.lane] == .http1 ? 1 : limits.streamsPerConnection
         case .draining: 0
         }
     }
@@ -95,6 +104,15 @@ struct UpstreamPoolState {
     /// Leases a stream in `lane`: the least-loaded connection with room, so load
     /// spreads instead of filling one connection to its budget first.
     mutating func lease(_ lane: UpstreamLane) -> LeaseDecision {
+        if upstreamProtocol[lane] == .http1 {
+            // One request per connection: the only room is on an idle one
+            // (a connecting one already has its request).
+            if let id = idle[lane]?.popLast() {
+                connections[id]?.streams = 1
+                return .use(id)
+            }
+            return openConnection(lane)
+        }
         var best: (id: ConnectionID, connection: Connection)?
         for (id, connection) in connections where connection.lane == lane && connection.streams < capacity(connection) {
             if let current = best {
@@ -110,8 +128,12 @@ struct UpstreamPoolState {
             connections[best.id]?.streams += 1
             return best.connection.state == .connecting ? .wait(best.id) : .use(best.id)
         }
+        return openConnection(lane)
+    }
+
+    private mutating func openConnection(_ lane: UpstreamLane) -> LeaseDecision {
         let open = connections.values.filter { $0.lane == lane && $0.state != .draining }.count
-        guard open < limits.maxConnections(lane, protocol: upstreamProtocol) else { return .exhausted }
+        guard open < limits.maxConnections(lane, protocol: upstreamProtocol[lane]) else { return .exhausted }
         let id = nextID
         nextID += 1
         connections[id] = Connection(lane: lane, state: .connecting, streams: 1)
@@ -122,8 +144,8 @@ struct UpstreamPoolState {
     /// leases it can serve; the rest must lease again (an HTTP/1.1 connection
     /// serves one).
     mutating func connected(_ id: ConnectionID, protocol: UpstreamProtocol) -> Int {
-        upstreamProtocol = `protocol`
         guard var connection = connections[id] else { return 0 }
+        upstreamProtocol[connection.lane] = `protocol`
         connection.state = .ready(`protocol`)
         let served = min(connection.streams, capacity(connection))
         connection.streams = served
@@ -131,23 +153,51 @@ struct UpstreamPoolState {
         return served
     }
 
-    /// A stream (or, for HTTP/1.1, the request) on `id` is over.
+    /// A stream on `id` is over. For HTTP/1.1, the request is over and the
+    /// connection may serve the next one (``checkIn(_:)``) or is closed.
     mutating func released(_ id: ConnectionID) {
         guard var connection = connections[id] else { return }
         connection.streams = max(0, connection.streams - 1)
         connections[id] = connection
     }
 
-    /// No new streams on `id` (GOAWAY, an error); its open streams finish, and it
-    /// no longer counts against the lane's limit so a replacement can open.
+    enum CheckIn: Equatable {
+        /// Kept idle for the next request.
+        case keep
+        /// Over ``UpstreamPoolLimits/maxIdleConnections``, or no longer usable: close it.
+        case close
+    }
+
+    /// An HTTP/1.1 request on `id` ended cleanly (the whole response read, no
+    /// `Connection: close`): keep the connection for the next request, within
+    /// the idle bound.
+    mutating func checkIn(_ id: ConnectionID) -> CheckIn {
+        guard var connection = connections[id], connection.state == .ready(.http1) else { return .close }
+        guard idle[connection.lane, default: []].count < limits.maxIdleConnections else {
+            drain(id)
+            return .close
+        }
+        connection.streams = 0
+        connections[id] = connection
+        idle[connection.lane, default: []].append(id)
+        return .keep
+    }
+
+    /// No new streams on `id` (GOAWAY, an error, an idle timeout); its open
+    /// streams finish, and it no longer counts against the lane's limit so a
+    /// replacement can open.
     mutating func drain(_ id: ConnectionID) {
+        guard let lane = connections[id]?.lane else { return }
         connections[id]?.state = .draining
+        idle[lane]?.removeAll { $0 == id }
     }
 
     /// The connection is gone (closed, or it never connected).
     mutating func closed(_ id: ConnectionID) {
-        connections[id] = nil
+        guard let lane = connections.removeValue(forKey: id)?.lane else { return }
+        idle[lane]?.removeAll { $0 == id }
     }
 
     func streams(on id: ConnectionID) -> Int? { connections[id]?.streams }
+
 }

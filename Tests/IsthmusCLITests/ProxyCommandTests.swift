@@ -36,6 +36,12 @@ struct ProxyCommandTests {
                                         "--access-log", "syslog"])
         #expect(badAccessLog.status == 2)
         #expect(badAccessLog.stderr.contains("isthmus proxy: --access-log: must be 'stdout' or 'off', got 'syslog'"), "\(badAccessLog.stderr)")
+        let badProtocol = try await CLI.run(["proxy", "--upstream", "https://127.0.0.1:1", "--upstream-ca", dir + "/ca.crt",
+                                             "--token-file", dir + "/token", "--peers", "p", "--cluster-uuid", clusterUUID,
+                                             "--upstream-short-protocol", "http2"])
+        #expect(badProtocol.status == 2)
+        #expect(badProtocol.stderr.contains("isthmus proxy: --upstream-short-protocol: must be 'http1.1' or 'h2', got 'http2'"),
+                "\(badProtocol.stderr)")
     }
 
     @Test("a config file error is one line naming FILE:LINE:COL and the field, exit 2 before listening")

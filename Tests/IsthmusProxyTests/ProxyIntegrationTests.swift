@@ -50,7 +50,8 @@ struct ProxyIntegrationTests {
             #expect(!seen.isEmpty)
             // The upstream accepts only the proxy's ServiceAccount token: every 200 proves it was sent.
             #expect(seen.allSatisfy { $0.statusCode == 200 }, "\(seen.map { ($0.uri, $0.statusCode) })")
-            #expect(seen.allSatisfy { $0.http2 })
+            // Short requests go upstream over HTTP/1.1 keep-alive connections (UpstreamConfiguration.shortRequestsOverHTTP1).
+            #expect(seen.allSatisfy { !$0.http2 })
             for request in h.upstream.recentRequests {
                 #expect(!request.headers.contains { $0.0.lowercased().hasPrefix("impersonate-") })
                 #expect(!request.headers.contains { $0.1.contains(h.peerToken) })

@@ -151,9 +151,14 @@ struct ProxyMemoryTests {
     /// The bound on the proxy's resident growth.
     static let growthBound = 32 * 1024 * 1024
 
+    /// A watch (upstream HTTP/2 when offered) and a LIST (a short request: upstream HTTP/1.1 keep-alive).
+    static let watchTarget = "/api/v1/namespaces/demo/services?watch=1"
+    static let listTarget = "/api/v1/namespaces/demo/services"
+
     @Test("a client that reads nothing while the upstream pushes 200 MB: the upstream is held back and the proxy grows < 32 MB",
-          arguments: [("http/1.1", ["h2", "http/1.1"]), ("h2", ["http/1.1"])])
-    func residentMemoryBounded(client clientProtocol: String, upstream upstreamProtocols: [String]) async throws {
+          arguments: [("http/1.1", ["h2", "http/1.1"], watchTarget), ("h2", ["http/1.1"], watchTarget),
+                      ("h2", ["h2", "http/1.1"], listTarget), ("http/1.1", ["h2", "http/1.1"], listTarget)])
+    func residentMemoryBounded(client clientProtocol: String, upstream upstreamProtocols: [String], target: String) async throws {
         #expect(FileManager.default.isExecutableFile(atPath: ProxyProcess.binary), "no isthmus binary at \(ProxyProcess.binary)")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-memory-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -190,7 +195,7 @@ struct ProxyMemoryTests {
                                          notBefore: now - 10, expiresAt: now + 3600), with: peerKey)
             let client = try await WatchClient.open(
                 group: group, port: port, caPEM: try String(contentsOfFile: proxyCA, encoding: .utf8),
-                http2: clientProtocol == "h2", target: "/api/v1/namespaces/demo/services?watch=1", token: token,
+                http2: clientProtocol == "h2", target: target, token: token,
                 stopReadingAtHandshake: true)
             // The client stops reading at once and reads by hand only until the
             // response head is in: from then on it takes nothing at all.
@@ -232,7 +237,7 @@ struct ProxyMemoryTests {
             let growth = peakRSS - rssBefore
             let mib = { (bytes: Int) in String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
             print("""
-                memory under backpressure (client \(clientProtocol), upstream \(upstreamProtocols.first ?? "")): \
+                memory under backpressure (client \(clientProtocol), upstream offered \(upstreamProtocols.joined(separator: ",")), \(target)): \
                 upstream pushed \(mib(totalPushed)) of \(mib(Self.pushLimit)), client took \(mib(received)); \
                 proxy VmRSS \(mib(rssBefore)) before, \(mib(peakRSS)) peak, growth \(mib(growth))
                 """)

@@ -83,3 +83,65 @@ struct UpstreamPoolStateTests {
         #expect(pool.lease(.short) == .open(2))
     }
 }
+
+@Suite("Upstream pool state: HTTP/1.1 keep-alive")
+struct UpstreamKeepAliveStateTests {
+    private func limits(short: Int = 2, streams: Int = 3, idle: Int = 2) -> UpstreamPoolLimits {
+        var limits = UpstreamPoolLimits()
+        limits.shortConnections = short
+        limits.watchConnections = 1
+        limits.streamsPerConnection = streams
+        limits.maxIdleConnections = idle
+        return limits
+    }
+
+    @Test("a checked-in connection serves the next request; the most recently used one first")
+    func reuse() {
+        var pool = UpstreamPoolState(limits: limits())
+        #expect(pool.lease(.short) == .open(0))
+        #expect(pool.connected(0, protocol: .http1) == 1)
+        #expect(pool.lease(.short) == .open(1))
+        _ = pool.connected(1, protocol: .http1)
+        #expect(pool.checkIn(0) == .keep)
+        #expect(pool.checkIn(1) == .keep)
+        #expect(pool.lease(.short) == .use(1))
+        #expect(pool.lease(.short) == .use(0))
+        // Both busy: a third request opens a third connection.
+        #expect(pool.lease(.short) == .open(2))
+    }
+
+    @Test("idle connections beyond the bound are closed when their request ends")
+    func idleBound() {
+        var pool = UpstreamPoolState(limits: limits(idle: 1))
+        _ = pool.lease(.short); _ = pool.connected(0, protocol: .http1)
+        _ = pool.lease(.short); _ = pool.connected(1, protocol: .http1)
+        #expect(pool.checkIn(0) == .keep)
+        #expect(pool.checkIn(1) == .close)
+        #expect(pool.idle[.short] == [0])
+    }
+
+    @Test("a closed or draining idle connection is never handed out again")
+    func closedIdle() {
+        var pool = UpstreamPoolState(limits: limits())
+        _ = pool.lease(.short); _ = pool.connected(0, protocol: .http1)
+        _ = pool.lease(.short); _ = pool.connected(1, protocol: .http1)
+        #expect(pool.checkIn(0) == .keep)
+        #expect(pool.checkIn(1) == .keep)
+        pool.closed(1)
+        pool.drain(0)
+        #expect(pool.idle[.short] == [])
+        #expect(pool.lease(.short) == .open(2))
+        // A connection that is gone cannot be checked in.
+        #expect(pool.checkIn(1) == .close)
+    }
+
+    @Test("the short lane on HTTP/1.1 does not make the watch lane's HTTP/2 connections one request each")
+    func lanesLearnTheirOwnProtocol() {
+        var pool = UpstreamPoolState(limits: limits(streams: 3))
+        _ = pool.lease(.short); _ = pool.connected(0, protocol: .http1)
+        #expect(pool.lease(.watch) == .open(1))
+        #expect(pool.lease(.watch) == .wait(1))
+        #expect(pool.connected(1, protocol: .http2) == 2)
+        #expect(pool.lease(.watch) == .use(1))
+    }
+}
