@@ -381,6 +381,14 @@ final class UpstreamPool {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(target.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // One socket read of at most 128 KiB per wakeup on a keep-alive connection:
+            // what is read before the relay can hold the next read for a slow client
+            // is what the proxy buffers for it (NIO's default, 4 reads of 64 KiB, let
+            // a slow reader of a big LIST cost ~0.4 MB); 128 KiB still takes a
+            // 100 KiB LIST in one read. HTTP/2 is bounded by its windows.
+            .channelOption(.maxMessagesPerRead, value: UInt(lane == .short ? 1 : 4))
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                minimum: 64, initial: 2048, maximum: lane == .short ? 128 * 1024 : 64 * 1024))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
