@@ -54,8 +54,8 @@ final class ProxyHandler: ChannelInboundHandler {
     /// (removed before a keep-alive connection goes back to the pool).
     private var upstreamStream: UpstreamStream?
     private var upstreamStreamHandler: (any RemovableChannelHandler)?
-    /// The upstream response was read to its end and did not ask to close:
-    /// a keep-alive connection can serve the next request.
+    /// The upstream response did not ask to close its connection: once the
+    /// response has ended, a keep-alive connection can serve the next request.
     private var upstreamReusable = false
     /// What went upstream, kept until the response head so a request whose
     /// reused keep-alive connection turned out closed is sent again.
@@ -541,7 +541,7 @@ final class ProxyHandler: ChannelInboundHandler {
     /// keep-alive connection whose response ended goes back to the pool.
     private func finishResponse(upstreamEnded: Bool = false) {
         cancelTimers()
-        if upstreamEnded { releaseUpstream() } else { closeUpstream() }
+        releaseUpstream(keepConnection: upstreamEnded)
         completeRequest()
         guard let context else { return }
         if version == .http1_1 && !keepAlive {
@@ -562,17 +562,16 @@ final class ProxyHandler: ChannelInboundHandler {
     }
 
     private func closeUpstream() {
-        let stream = upstreamStream
-        detachUpstream()
-        stream?.finish(reusable: false)
+        releaseUpstream(keepConnection: false)
     }
 
-    /// The upstream response ended: a keep-alive connection is kept for the
-    /// next request unless the response asked to close it.
-    private func releaseUpstream() {
+    /// Lets go of the upstream stream. `keepConnection`: the response ended,
+    /// so a keep-alive connection is kept for the next request unless the
+    /// response asked to close it; otherwise it is closed (or reset).
+    private func releaseUpstream(keepConnection: Bool) {
         let stream = upstreamStream
         let handler = upstreamStreamHandler
-        let reusable = upstreamReusable
+        let reusable = keepConnection && upstreamReusable
         detachUpstream()
         stream?.finish(reusable: reusable, removing: handler)
     }
@@ -742,4 +741,3 @@ final class UpstreamResponseHandler: ChannelDuplexHandler, RemovableChannelHandl
 
 @available(*, unavailable)
 extension UpstreamResponseHandler: Sendable {}
-

@@ -112,7 +112,7 @@ public struct UpstreamStream: Sendable {
         let id: UpstreamPoolState.ConnectionID
         /// It served a request before this one, so the API server may have
         /// closed it meanwhile: a request that gets no answer on it may be
-        /// sent again once on a new connection (all the proxy sends are reads).
+        /// sent again on another connection (all the proxy sends are reads).
         let reused: Bool
     }
 

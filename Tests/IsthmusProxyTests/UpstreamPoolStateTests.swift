@@ -2,19 +2,22 @@ import Testing
 
 @testable import IsthmusProxy
 
+/// Small pool bounds, so that each rule is reached in a few leases.
+private func poolLimits(short: Int = 2, watch: Int = 2, streams: Int = 3,
+                        idle: Int = UpstreamPoolLimits().maxIdleConnections) -> UpstreamPoolLimits {
+    var limits = UpstreamPoolLimits()
+    limits.shortConnections = short
+    limits.watchConnections = watch
+    limits.streamsPerConnection = streams
+    limits.maxIdleConnections = idle
+    return limits
+}
+
 @Suite("Upstream pool state")
 struct UpstreamPoolStateTests {
-    private func limits(short: Int = 2, watch: Int = 2, streams: Int = 3) -> UpstreamPoolLimits {
-        var limits = UpstreamPoolLimits()
-        limits.shortConnections = short
-        limits.watchConnections = watch
-        limits.streamsPerConnection = streams
-        return limits
-    }
-
     @Test("the first request opens a connection; the next ones wait for it until its budget")
     func firstConnection() {
-        var pool = UpstreamPoolState(limits: limits())
+        var pool = UpstreamPoolState(limits: poolLimits())
         #expect(pool.lease(.short) == .open(0))
         #expect(pool.lease(.short) == .wait(0))
         #expect(pool.lease(.short) == .wait(0))
@@ -25,7 +28,7 @@ struct UpstreamPoolStateTests {
 
     @Test("a full lane is exhausted; a released stream makes room")
     func exhausted() {
-        var pool = UpstreamPoolState(limits: limits(short: 1, streams: 2))
+        var pool = UpstreamPoolState(limits: poolLimits(short: 1, streams: 2))
         #expect(pool.lease(.short) == .open(0))
         _ = pool.connected(0, protocol: .http2)
         #expect(pool.lease(.short) == .use(0))
@@ -36,7 +39,7 @@ struct UpstreamPoolStateTests {
 
     @Test("watches never take short-request connections, so long watches cannot starve gets")
     func lanes() {
-        var pool = UpstreamPoolState(limits: limits(short: 1, watch: 1, streams: 2))
+        var pool = UpstreamPoolState(limits: poolLimits(short: 1, watch: 1, streams: 2))
         #expect(pool.lease(.watch) == .open(0))
         _ = pool.connected(0, protocol: .http2)
         #expect(pool.lease(.watch) == .use(0))
@@ -48,7 +51,7 @@ struct UpstreamPoolStateTests {
 
     @Test("streams spread over ready connections, least loaded first")
     func spreads() {
-        var pool = UpstreamPoolState(limits: limits(short: 2, streams: 3))
+        var pool = UpstreamPoolState(limits: poolLimits(short: 2, streams: 3))
         _ = pool.lease(.short); _ = pool.connected(0, protocol: .http2)
         #expect(pool.lease(.short) == .use(0))
         #expect(pool.lease(.short) == .use(0))
@@ -63,7 +66,7 @@ struct UpstreamPoolStateTests {
 
     @Test("an HTTP/1.1 upstream serves one waiter per connection; the rest open their own")
     func http1Fallback() {
-        var pool = UpstreamPoolState(limits: limits(short: 1, streams: 3))
+        var pool = UpstreamPoolState(limits: poolLimits(short: 1, streams: 3))
         #expect(pool.lease(.short) == .open(0))
         #expect(pool.lease(.short) == .wait(0))
         #expect(pool.connected(0, protocol: .http1) == 1)
@@ -75,7 +78,7 @@ struct UpstreamPoolStateTests {
 
     @Test("a closed or draining connection takes no new streams and frees its slot")
     func closedAndDraining() {
-        var pool = UpstreamPoolState(limits: limits(short: 1, streams: 3))
+        var pool = UpstreamPoolState(limits: poolLimits(short: 1, streams: 3))
         _ = pool.lease(.short); _ = pool.connected(0, protocol: .http2)
         pool.drain(0)
         #expect(pool.lease(.short) == .open(1))
@@ -86,18 +89,9 @@ struct UpstreamPoolStateTests {
 
 @Suite("Upstream pool state: HTTP/1.1 keep-alive")
 struct UpstreamKeepAliveStateTests {
-    private func limits(short: Int = 2, streams: Int = 3, idle: Int = 2) -> UpstreamPoolLimits {
-        var limits = UpstreamPoolLimits()
-        limits.shortConnections = short
-        limits.watchConnections = 1
-        limits.streamsPerConnection = streams
-        limits.maxIdleConnections = idle
-        return limits
-    }
-
     @Test("a checked-in connection serves the next request; the most recently used one first")
     func reuse() {
-        var pool = UpstreamPoolState(limits: limits())
+        var pool = UpstreamPoolState(limits: poolLimits(watch: 1, idle: 2))
         #expect(pool.lease(.short) == .open(0))
         #expect(pool.connected(0, protocol: .http1) == 1)
         #expect(pool.lease(.short) == .open(1))
@@ -112,7 +106,7 @@ struct UpstreamKeepAliveStateTests {
 
     @Test("idle connections beyond the bound are closed when their request ends")
     func idleBound() {
-        var pool = UpstreamPoolState(limits: limits(idle: 1))
+        var pool = UpstreamPoolState(limits: poolLimits(watch: 1, idle: 1))
         _ = pool.lease(.short); _ = pool.connected(0, protocol: .http1)
         _ = pool.lease(.short); _ = pool.connected(1, protocol: .http1)
         #expect(pool.checkIn(0) == .keep)
@@ -122,7 +116,7 @@ struct UpstreamKeepAliveStateTests {
 
     @Test("a closed or draining idle connection is never handed out again")
     func closedIdle() {
-        var pool = UpstreamPoolState(limits: limits())
+        var pool = UpstreamPoolState(limits: poolLimits(watch: 1, idle: 2))
         _ = pool.lease(.short); _ = pool.connected(0, protocol: .http1)
         _ = pool.lease(.short); _ = pool.connected(1, protocol: .http1)
         #expect(pool.checkIn(0) == .keep)
@@ -137,7 +131,7 @@ struct UpstreamKeepAliveStateTests {
 
     @Test("the short lane on HTTP/1.1 does not make the watch lane's HTTP/2 connections one request each")
     func lanesLearnTheirOwnProtocol() {
-        var pool = UpstreamPoolState(limits: limits(streams: 3))
+        var pool = UpstreamPoolState(limits: poolLimits(watch: 1, streams: 3, idle: 2))
         _ = pool.lease(.short); _ = pool.connected(0, protocol: .http1)
         #expect(pool.lease(.watch) == .open(1))
         #expect(pool.lease(.watch) == .wait(1))
