@@ -77,6 +77,8 @@ public final class APIServerCore: Sendable {
     let recent: NIOLockedValueBox<[RecordedRequest]>
     /// TCP connections accepted (HTTP/1.1 and HTTP/2 alike).
     let connectionsAccepted = NIOLockedValueBox(0)
+    /// Non-watch requests being answered now (a delayed one counts until it is sent), and the most at once.
+    let shortInFlight = NIOLockedValueBox((now: 0, peak: 0))
     let recentCapacity = 1000
     let serverAddress: NIOLockedValueBox<String>
     let bookmarkInterval: Duration

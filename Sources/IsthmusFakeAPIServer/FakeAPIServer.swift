@@ -185,6 +185,10 @@ public final class FakeAPIServer: Sendable {
     /// TCP connections accepted so far.
     public var connectionsAccepted: Int { core.connectionsAccepted.withLockedValue { $0 } }
 
+    /// Non-watch requests being answered now, and the most at once since the last reset.
+    public var shortRequestsInFlight: (now: Int, peak: Int) { core.shortInFlight.withLockedValue { $0 } }
+    public func resetPeakShortRequestsInFlight() { core.shortInFlight.withLockedValue { $0.peak = $0.now } }
+
     public func clearRecentRequests() { core.recent.withLockedValue { $0.removeAll() } }
 
     /// Changes the fault injection; applies to requests and connections from now on.

@@ -21,6 +21,10 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Requests this HTTP/1.1 connection has carried (see ``FaultInjection/closeReusedConnections``).
     private var requestsOnConnection = 0
     private var dropped = false
+    /// A delayed short response (``FaultInjection/responseDelay``) not sent yet.
+    private var delayedResponsePending = false
+    /// That delayed response counts in ``APIServerCore/shortInFlight``.
+    private var delayedResponseIsShort = false
 
     init(core: APIServerCore, hub: WatchHub, version: HTTPProtocolVersion) {
         self.core = core
@@ -78,26 +82,38 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .watch: recorded.statusCode = 200
         }
         core.record(recorded)
+        // API requests only: the probes of /readyz and /livez are not what a bound on requests in flight is about.
+        let counted = request.uri.hasPrefix("/api")
+        if case .full = response, counted {
+            core.shortInFlight.withLockedValue { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+        }
         let keepAlive = head.isKeepAlive
         let delay = core.faults.withLockedValue { $0.responseDelay }
         if let delay, delay > .zero {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            delayedResponsePending = true
+            if case .full = response, counted { delayedResponseIsShort = true } else { delayedResponseIsShort = false }
             context.eventLoop.scheduleTask(in: TimeAmount(delay)) {
                 let (handler, context) = loopBound.value
-                handler.send(response, context: context, keepAlive: keepAlive, isHead: isHead)
+                // The client left meanwhile: like the API server, the request was cancelled with it.
+                guard handler.delayedResponsePending else { return }
+                handler.delayedResponsePending = false
+                handler.send(response, context: context, keepAlive: keepAlive, isHead: isHead, counted: counted)
             }
         } else {
-            send(response, context: context, keepAlive: keepAlive, isHead: isHead)
+            send(response, context: context, keepAlive: keepAlive, isHead: isHead, counted: counted)
         }
     }
 
-    private func send(_ response: APIResponse, context: ChannelHandlerContext, keepAlive: Bool, isHead: Bool) {
+    /// `counted`: the response is one of ``APIServerCore/shortInFlight``'s (an API request).
+    private func send(_ response: APIResponse, context: ChannelHandlerContext, keepAlive: Bool, isHead: Bool, counted: Bool) {
         switch response {
         case .watch where isHead:
             // Headers only; an explicit zero length keeps the HTTP/1.1 encoder from framing a chunked body.
             send(.full(code: 200, contentType: "application/json", body: [], extraHeaders: [], priorityAndFairness: true),
-                 context: context, keepAlive: keepAlive, isHead: false)
+                 context: context, keepAlive: keepAlive, isHead: false, counted: false)
         case .full(let code, let contentType, let body, let extra, let pf):
+            if counted { core.shortInFlight.withLockedValue { $0.now -= 1 } }
             // HEAD: the GET's headers, Content-Length included, and no body.
             var headers = KubeResponse.headers(contentType: contentType, contentLength: body.count, priorityAndFairness: pf, extra: extra)
             if version == .http1_1 && !keepAlive { headers.add(name: "Connection", value: "close") }
@@ -133,6 +149,10 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if delayedResponsePending {
+            delayedResponsePending = false
+            if delayedResponseIsShort { core.shortInFlight.withLockedValue { $0.now -= 1 } }
+        }
         watch?.stop()
         watch = nil
         context.fireChannelInactive()
