@@ -40,10 +40,11 @@ public enum KubeResponse {
     }
 
     /// A Status as a complete response: status line from `code`, compact JSON + `\n`.
-    public static func status(_ status: Status, priorityAndFairness: Bool = true) -> (HTTPResponseHead, ByteBuffer) {
+    /// A 429 says when to come back (`retryAfterSeconds`), as the API server's does: client-go waits that long.
+    public static func status(_ status: Status, priorityAndFairness: Bool = true,
+                              retryAfterSeconds: Int = 1) -> (HTTPResponseHead, ByteBuffer) {
         let body = status.body
-        // A 429 says when to come back, as the API server's does (client-go waits that long).
-        let extra: [(String, String)] = status.code == 429 ? [("Retry-After", "1")] : []
+        let extra: [(String, String)] = status.code == 429 ? [("Retry-After", String(retryAfterSeconds))] : []
         let head = HTTPResponseHead(
             version: .http1_1, status: HTTPResponseStatus(statusCode: status.code),
             headers: headers(contentType: "application/json", contentLength: body.count, priorityAndFairness: priorityAndFairness,

@@ -87,6 +87,15 @@ final class ProxyHandler: ChannelInboundHandler {
     private var watchDeadlineIsTokenExpiry = false
     /// The peer whose open watch this request counts in ``ProxyServices/watchBudget``, until it ends.
     private var watchBudgetPeer: String?
+    /// The peer whose slot in ``ProxyServices/fairness`` this short request
+    /// holds (or waits for, with ``queuedTicket``), until it ends.
+    private var slotPeer: String?
+    private var queuedTicket: PeerFairQueue<QueuedShortRequest>.Ticket?
+    /// What starts the request once its slot is granted.
+    private var queuedStart: (admitted: AdmittedRequest, token: String, head: HTTPRequestHead)?
+    private var queueTimer: Scheduled<Void>?
+    /// Numbers this handler's requests, so a late grant is recognised.
+    private var requestSerial: UInt64 = 0
 
     init(services: ProxyServices, version: HTTPProtocolVersion) {
         self.services = services
@@ -189,6 +198,12 @@ final class ProxyHandler: ChannelInboundHandler {
         }
         isWatch = admitted.attributes.verb == .watch
         if isWatch {
+            if !services.rateLimitsOff, let retryAfter = services.fairness.withLockedValue({
+                $0.rates.take(peer: admitted.peer, now: NIODeadline.now().uptimeNanoseconds)
+            }) {
+                throttle(.rateLimit, peer: admitted.peer, retryAfter: retryAfter)
+                return
+            }
             if let refusal = services.watchBudget.withLockedValue({ $0.acquire(peer: admitted.peer) }) {
                 services.operations.metrics.watchesRefused.increment([admitted.peer, refusal.rawValue])
                 self.record?.reason = "watch refused: the \(refusal == .peer ? "per-peer" : "total") watch limit is reached"
@@ -205,11 +220,90 @@ final class ProxyHandler: ChannelInboundHandler {
         machine.admitted()
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: admitted.forwardTarget,
                                            headers: upstreamHeaders(admitted.forwardHeaders, token: token))
+        if !isWatch {
+            requestSerial &+= 1
+            let waiter = QueuedShortRequest(handler: NIOLoopBound(self, eventLoop: context.eventLoop), serial: requestSerial)
+            let now = NIODeadline.now().uptimeNanoseconds
+            switch services.fairness.withLockedValue({ $0.start(peer: admitted.peer, now: now, waiter: waiter) }) {
+            case .go:
+                slotPeer = admitted.peer
+            case .wait(let ticket):
+                slotPeer = admitted.peer
+                queuedTicket = ticket
+                queuedStart = (admitted, token, upstreamHead)
+                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                let serial = requestSerial
+                queueTimer = context.eventLoop.scheduleTask(in: services.maxQueueWait) {
+                    bound.value.queueWaitEnded(serial)
+                }
+                return
+            case .refuse(let reason, let retryAfter):
+                _ = machine.upstreamFailed()
+                throttle(reason, peer: admitted.peer, retryAfter: retryAfter)
+                return
+            }
+        }
+        start(admitted, token: token, upstreamHead: upstreamHead)
+    }
+
+    private func start(_ admitted: AdmittedRequest, token: String, upstreamHead: HTTPRequestHead) {
         if admitted.checkSecretFirst {
             lookUpSecret(admitted, token: token, then: upstreamHead)
         } else {
             forward(upstreamHead)
         }
+    }
+
+    // MARK: Fair queuing (PeerFairQueue)
+
+    /// From ``QueuedShortRequest/resume()``: the queued request is in flight now.
+    func slotGranted(_ serial: UInt64) {
+        // A request that ended meanwhile released the slot itself.
+        guard serial == requestSerial, queuedTicket != nil, let pending = queuedStart else { return }
+        queuedTicket = nil
+        queuedStart = nil
+        queueTimer?.cancel()
+        queueTimer = nil
+        start(pending.admitted, token: pending.token, upstreamHead: pending.head)
+    }
+
+    private func queueWaitEnded(_ serial: UInt64) {
+        guard serial == requestSerial, let ticket = queuedTicket, let peer = slotPeer else { return }
+        queueTimer = nil
+        let now = NIODeadline.now().uptimeNanoseconds
+        // Not in the queue any more: granted, and the grant is on its way here.
+        guard services.fairness.withLockedValue({ $0.queue.cancel(ticket, peer: peer, now: now) }) else { return }
+        queuedTicket = nil
+        queuedStart = nil
+        slotPeer = nil
+        guard machine.upstreamFailed() == .respond else { return }
+        throttle(.queueTimeout, peer: peer, retryAfter: 1)
+    }
+
+    /// Gives back this request's slot, or its place in the queue, and starts
+    /// whatever queued requests may go now.
+    private func releaseSlot() {
+        guard let peer = slotPeer else { return }
+        slotPeer = nil
+        let ticket = queuedTicket
+        queuedTicket = nil
+        queuedStart = nil
+        queueTimer?.cancel()
+        queueTimer = nil
+        let now = NIODeadline.now().uptimeNanoseconds
+        let next = services.fairness.withLockedValue { fairness -> [QueuedShortRequest] in
+            if let ticket, fairness.queue.cancel(ticket, peer: peer, now: now) { return [] }
+            return fairness.queue.release(peer: peer, now: now)
+        }
+        for waiter in next { waiter.resume() }
+    }
+
+    /// A 429 for an admitted request the limits hold back; client-go waits `Retry-After` and retries.
+    private func throttle(_ reason: ThrottleReason, peer: String, retryAfter: Int) {
+        services.operations.metrics.throttled.increment([peer, reason.rawValue])
+        record?.reason = "throttled: \(reason.rawValue.replacingOccurrences(of: "_", with: " "))"
+        let (head, body) = KubeResponse.status(Status.tooManyRequests(reason.message), retryAfterSeconds: retryAfter)
+        write(head: head, body: body)
     }
 
     private func upstreamHeaders(_ forwarded: [(name: String, value: String)], token: String) -> HTTPHeaders {
@@ -600,6 +694,7 @@ final class ProxyHandler: ChannelInboundHandler {
     /// Logs and counts the request in flight, once; a request whose client left
     /// before any response head counts as 499 (nginx's "client closed request").
     private func completeRequest() {
+        releaseSlot()
         admittedWatch = nil
         pendingUpstreamHead = nil
         watchDeadlineIsTokenExpiry = false

@@ -24,6 +24,9 @@ public final class ProxyMetrics: Sendable {
     /// `watches_refused_total{peer,reason}`: watches refused with 429 by the
     /// explicit limits (`total`, `peer`) or because no upstream stream was left (`upstream_pool`).
     public let watchesRefused: CounterFamily
+    /// `requests_throttled_total{peer,reason}`: admitted requests answered 429
+    /// by the per-peer limits (``ThrottleReason``: rate_limit, queue_full, queue_timeout).
+    public let throttled: CounterFamily
 
     public init() {
         requests = registry.counter(
@@ -54,6 +57,10 @@ public final class ProxyMetrics: Sendable {
         watchesRefused = registry.counter(
             "isthmus_proxy_watches_refused_total",
             help: "Watches refused with 429 TooManyRequests, by peer and reason (total, peer, upstream_pool).",
+            labels: ["peer", "reason"])
+        throttled = registry.counter(
+            "isthmus_proxy_requests_throttled_total",
+            help: "Admitted requests answered 429 TooManyRequests by the per-peer limits, by peer and reason (rate_limit, queue_full, queue_timeout).",
             labels: ["peer", "reason"])
     }
 

@@ -70,6 +70,21 @@ final class ProxyOperations: Sendable {
                           help: "Keep-alive connections to the API server closed after the idle timeout.", type: .counter) {
             [([], Double(upstream.withLockedValue { $0.idleClosed }))]
         }
+        let fairness = services.fairness
+        let maxInFlight = fairness.withLockedValue { $0.queue.limits.maxInFlight }
+        registry.computed("isthmus_proxy_short_requests_in_flight",
+                          help: "Short requests (get, list, discovery) in flight to the API server now, by peer.",
+                          type: .gauge, labels: ["peer"]) {
+            fairness.withLockedValue { $0.queue.snapshot }.map { ([$0.peer], Double($0.inFlight)) }
+        }
+        registry.computed("isthmus_proxy_short_requests_queued",
+                          help: "Short requests waiting for their peer's share of the API server now, by peer.",
+                          type: .gauge, labels: ["peer"]) {
+            fairness.withLockedValue { $0.queue.snapshot }.map { ([$0.peer], Double($0.queued)) }
+        }
+        registry.computed("isthmus_proxy_short_requests_in_flight_limit",
+                          help: "The bound on short requests in flight to the API server (--max-requests-in-flight).",
+                          type: .gauge) { [([], Double(maxInFlight))] }
         let tokenCache: @Sendable () -> VerifiedTokenCache.Statistics = {
             let current = admission.withLockedValue { $0.cache }.statistics
             let old = retired.withLockedValue { $0 }

@@ -62,6 +62,11 @@ public struct ProxyConfiguration: Sendable {
     public var readinessProbeInterval: Duration = .seconds(5)
     /// Open watches at most, in total and per peer; beyond, 429 with Retry-After.
     public var watchLimits = WatchBudget.Limits()
+    /// Short requests in flight upstream, shared fairly among the peers asking;
+    /// beyond a peer's queue, 429 with Retry-After (``PeerFairQueue``).
+    public var shortRequestLimits = ShortRequestLimits()
+    /// Requests per second of each peer (token buckets); off by default.
+    public var rateLimits = PeerRateLimits()
     /// The namespace Isthmus runs in: nothing in it is ever served to a peer
     /// (``ProtectedObjects``).
     public var isthmusNamespace = ProtectedObjects.defaultIsthmusNamespace
@@ -101,6 +106,11 @@ final class ProxyServices: Sendable {
     let operations: ProxyOperations
     /// Open watches counted against ``ProxyConfiguration/watchLimits``.
     let watchBudget: NIOLockedValueBox<WatchBudget>
+    /// Rate limits and the fair queue of short requests (``PeerFairness``).
+    let fairness: NIOLockedValueBox<PeerFairness>
+    /// No rate limit is set, so a watch need not take ``fairness``'s lock.
+    let rateLimitsOff: Bool
+    let maxQueueWait: TimeAmount
     /// Why the latest reload of each source was refused (the previous state
     /// still serves); shown on `/readyz?verbose`. Cleared by a good reload.
     let reloadRefusals = NIOLockedValueBox([ReloadSource: String]())
@@ -111,8 +121,12 @@ final class ProxyServices: Sendable {
 
     init(admission: AdmissionPipeline, upstream: UpstreamClient, watchLimit: WatchLimit, responseHeaderTimeout: Duration,
          clientCertificateCheck: ClientCertificateCheck? = nil, group: any EventLoopGroup, operations: ProxyOperations,
-         watchLimits: WatchBudget.Limits = WatchBudget.Limits()) {
+         watchLimits: WatchBudget.Limits = WatchBudget.Limits(),
+         shortRequestLimits: ShortRequestLimits = ShortRequestLimits(), rateLimits: PeerRateLimits = PeerRateLimits()) {
         self.operations = operations
+        self.fairness = NIOLockedValueBox(PeerFairness(limits: shortRequestLimits, rates: rateLimits))
+        self.rateLimitsOff = rateLimits.isOff
+        self.maxQueueWait = TimeAmount(shortRequestLimits.maxQueueWait)
         self.watchBudget = NIOLockedValueBox(WatchBudget(limits: watchLimits))
         self.admission = NIOLockedValueBox(admission)
         self.clientCertificateCheck = clientCertificateCheck
@@ -262,7 +276,8 @@ public final class ProxyServer: Sendable {
             let services = ProxyServices(admission: admission, upstream: upstream, watchLimit: configuration.watchLimit,
                                          responseHeaderTimeout: configuration.upstream.responseHeaderTimeout,
                                          clientCertificateCheck: clientCertificateCheck, group: group, operations: ops,
-                                         watchLimits: configuration.watchLimits)
+                                         watchLimits: configuration.watchLimits,
+                                         shortRequestLimits: configuration.shortRequestLimits, rateLimits: configuration.rateLimits)
             ops.registerComputedMetrics(services)
             ops.probe.start()
             var serverConfiguration = HTTPServerConfiguration(host: configuration.host, port: configuration.port,

@@ -1,4 +1,5 @@
 import Foundation
+import IsthmusFakeAPIServer
 import IsthmusTestSupport
 import Testing
 
@@ -39,16 +40,22 @@ private func misbehave(_ h: ProxyHarness, _ mode: String, _ count: Int, token: S
 
 @Suite("Proxy: HTTP/2 abuse from a client is bounded (SwiftNIO HTTP/2's guards, tested with raw frames)", .serialized)
 struct ProxyHTTP2AbuseTests {
-    @Test("rapid reset (CVE-2023-44487): 10,000 HEADERS+RST_STREAM with a valid token end in GOAWAY ENHANCE_YOUR_CALM long before")
+    @Test("rapid reset (CVE-2023-44487): 10,000 HEADERS+RST_STREAM with a valid token end in GOAWAY ENHANCE_YOUR_CALM long before, never above the in-flight bound upstream")
     func rapidReset() async throws {
-        let h = try await ProxyHarness.start()
+        let h = try await ProxyHarness.start(configure: { $0.shortRequestLimits.maxInFlight = 8 })
         do {
+            // Held answers: only the bound keeps the reset streams from piling up at the API server.
+            var faults = FaultInjection()
+            faults.responseDelay = .milliseconds(200)
+            h.upstream.setFaults(faults)
             h.upstream.clearRecentRequests()
             let outcome = try await misbehave(h, "rapid-reset", 10_000, token: h.peerToken)
             #expect(outcome.goaway && outcome.goawayError == enhanceYourCalm, "\(outcome)")
             #expect(outcome.sent < 10_000, "the connection must end before the client is done: \(outcome)")
             let forwarded = h.upstream.recentRequests.filter { $0.uri.hasPrefix("/api/v1/namespaces/demo/services") }.count
             #expect(forwarded < outcome.sent, "\(forwarded) upstream requests for \(outcome.sent) reset streams")
+            #expect(h.upstream.shortRequestsInFlight.peak <= 8, "\(h.upstream.shortRequestsInFlight)")
+            h.upstream.setFaults(FaultInjection())
             // Without a token, nothing reaches the upstream at all.
             h.upstream.clearRecentRequests()
             let anonymous = try await misbehave(h, "rapid-reset", 10_000, token: nil)

@@ -5,6 +5,7 @@ import Glibc
 import IsthmusFakeAPIServer
 import IsthmusHTTP
 import IsthmusKubeTypes
+import IsthmusPolicy
 import IsthmusProxy
 import IsthmusTestSupport
 import IsthmusTrust
@@ -90,6 +91,21 @@ struct ProxyHarness {
         try upstream.create(resource: "configmaps", object: .object([
             ("metadata", .object([("name", .string("settings")), ("namespace", .string("demo"))])),
         ]))
+    }
+
+    /// Trusts a second peer beside the test peer and returns its valid token.
+    func trustSecondPeer(uuid: String = "3c1f8a5e-9b2d-4f6a-8e7c-1d2b3a4c5e6f") throws -> String {
+        let rootCA = upstream.caCertificatePEM ?? ""
+        let otherKey = SigningKeyPair()
+        let now = Int64(Date().timeIntervalSince1970)
+        let token = mint(TokenClaims(subject: uuid, audience: localClusterUUID, scope: .api,
+                                     notBefore: now - 10, expiresAt: now + 3600), with: otherKey)
+        proxy.replaceAdmission(AdmissionPipeline(
+            verifier: TokenVerifier(localClusterUUID: localClusterUUID, peers: try TrustedPeers([
+                TrustedPeer(clusterUUID: testPeerUUID, keys: [peerKey.publicKey], rootCA: rootCA),
+                TrustedPeer(clusterUUID: uuid, keys: [otherKey.publicKey], rootCA: rootCA)])),
+            policy: try PolicySet.load(directory: repositoryPolicies), cache: VerifiedTokenCache()))
+        return token
     }
 
     func stop() async {

@@ -29,17 +29,8 @@ struct WatchBudgetTests {
     func throughTheProxy() async throws {
         let h = try await ProxyHarness.start(configure: { $0.watchLimits = .init(total: 3, perPeer: 2) })
         do {
-            let rootCA = h.upstream.caCertificatePEM ?? ""
             let otherUUID = "3c1f8a5e-9b2d-4f6a-8e7c-1d2b3a4c5e6f"
-            let otherKey = SigningKeyPair()
-            let now = Int64(Date().timeIntervalSince1970)
-            let otherToken = mint(TokenClaims(subject: otherUUID, audience: localClusterUUID, scope: .api,
-                                              notBefore: now - 10, expiresAt: now + 3600), with: otherKey)
-            h.proxy.replaceAdmission(AdmissionPipeline(
-                verifier: TokenVerifier(localClusterUUID: localClusterUUID, peers: try TrustedPeers([
-                    TrustedPeer(clusterUUID: testPeerUUID, keys: [h.peerKey.publicKey], rootCA: rootCA),
-                    TrustedPeer(clusterUUID: otherUUID, keys: [otherKey.publicKey], rootCA: rootCA)])),
-                policy: try PolicySet.load(directory: repositoryPolicies), cache: VerifiedTokenCache()))
+            let otherToken = try h.trustSecondPeer(uuid: otherUUID)
 
             let watch = "/api/v1/namespaces/demo/services?watch=1"
             var open: [Process] = []
