@@ -104,6 +104,21 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Open watches of one peer at most; one more gets 429 (default 10000, the total: one peer may use them all).")
     var maxWatchesPerPeer: String?
 
+    @Option(help: "Short requests (get, list, discovery) in flight to the API server at most, shared fairly among the peers asking; a peer alone may use them all (default 64).")
+    var maxRequestsInFlight: String?
+
+    @Option(help: "Short requests of one peer waiting for its share at most; one more gets 429 TooManyRequests with Retry-After (default 64).")
+    var maxQueuedPerPeer: String?
+
+    @Option(help: "Longest a short request waits for its peer's share before it gets 429, e.g. 5s (default 5s).")
+    var maxQueueWait: String?
+
+    @Option(help: "Requests per second of every peer and the burst allowed at once, QPS/BURST (e.g. 50/100), or 'off' (default off); beyond, 429 with Retry-After.")
+    var rateLimit: String?
+
+    @Option(help: "Rate limits for named peers, overriding --rate-limit: PEER=QPS/BURST entries, comma-separated (in a config file also a mapping PEER: QPS/BURST).")
+    var peerRateLimits: String?
+
     @Option(help: "Token issuers (iss) accepted, comma-separated; a token with another issuer, or none, gets 401 (default d8-istio).")
     var tokenIssuers: String?
 
@@ -141,6 +156,11 @@ struct ProxyCommand: AsyncParsableCommand {
             .duration("upstreamIdleTimeout", \.upstreamIdleTimeout, allowsZero: false),
             .count("maxWatches", \.maxWatches, in: 1...1_000_000),
             .count("maxWatchesPerPeer", \.maxWatchesPerPeer, in: 1...1_000_000),
+            .count("maxRequestsInFlight", \.maxRequestsInFlight, in: 1...100_000),
+            .count("maxQueuedPerPeer", \.maxQueuedPerPeer, in: 0...100_000),
+            .duration("maxQueueWait", \.maxQueueWait, allowsZero: false),
+            .rate("rateLimit", \.rateLimit),
+            .peerRates("peerRateLimits", \.peerRateLimits),
             .text("isthmusNamespace", \.isthmusNamespace),
             .text("tokenIssuers", \.tokenIssuers),
         ]
@@ -253,6 +273,16 @@ struct ProxyCommand: AsyncParsableCommand {
         // checkSettings has refused anything but whole numbers in range.
         if let maxWatches { configuration.watchLimits.total = Int(maxWatches) ?? configuration.watchLimits.total }
         if let maxWatchesPerPeer { configuration.watchLimits.perPeer = Int(maxWatchesPerPeer) ?? configuration.watchLimits.perPeer }
+        var limits = configuration.shortRequestLimits
+        if let maxRequestsInFlight { limits.maxInFlight = Int(maxRequestsInFlight) ?? limits.maxInFlight }
+        if let maxQueuedPerPeer { limits.maxQueuedPerPeer = Int(maxQueuedPerPeer) ?? limits.maxQueuedPerPeer }
+        limits.maxQueueWait = seconds(maxQueueWait, default: limits.maxQueueWait)
+        configuration.shortRequestLimits = limits
+        // checkSettings has refused any rate that does not parse.
+        if let rateLimit, rateLimit != "off" { configuration.rateLimits.everyPeer = RequestRate(parsing: rateLimit) }
+        if let peerRateLimits, case .success(let byPeer) = PeerRateLimits.parseByPeer(peerRateLimits) {
+            configuration.rateLimits.byPeer = byPeer
+        }
         if let tokenIssuers {
             guard let issuers = parseIssuers(tokenIssuers) else {
                 throw ProxyConfigurationError(field: label("tokenIssuers"),

@@ -21,6 +21,10 @@ struct ProxySetting {
         case bool
         /// A whole number in `range` (a YAML integer, or its digits as a flag).
         case count(ClosedRange<Int>)
+        /// `QPS/BURST` (e.g. `50/100`), `QPS` alone, or `off`.
+        case rate
+        /// `PEER=QPS/BURST,...` as a flag; in a file also a mapping `PEER: QPS/BURST`.
+        case peerRates
     }
 
     enum Slot {
@@ -42,6 +46,14 @@ struct ProxySetting {
 
     static func count(_ field: String, _ keyPath: WritableKeyPath<ProxyCommand, String?>, in range: ClosedRange<Int>) -> ProxySetting {
         ProxySetting(field: field, kind: .count(range), slot: .text(keyPath))
+    }
+
+    static func rate(_ field: String, _ keyPath: WritableKeyPath<ProxyCommand, String?>) -> ProxySetting {
+        ProxySetting(field: field, kind: .rate, slot: .text(keyPath))
+    }
+
+    static func peerRates(_ field: String, _ keyPath: WritableKeyPath<ProxyCommand, String?>) -> ProxySetting {
+        ProxySetting(field: field, kind: .peerRates, slot: .text(keyPath))
     }
 
     static func bool(_ field: String, _ keyPath: WritableKeyPath<ProxyCommand, Bool?>) -> ProxySetting {
@@ -81,6 +93,14 @@ struct ProxySetting {
             guard let number = Int(value), range.contains(number) else {
                 return "must be a whole number from \(range.lowerBound) to \(range.upperBound), got \"\(value)\""
             }
+            return nil
+        case .rate:
+            guard value == "off" || RequestRate(parsing: value) != nil else {
+                return "must be 'off' or requests per second and burst like 50/100 (QPS above 0, burst at least 1), got \"\(value)\""
+            }
+            return nil
+        case .peerRates:
+            if case .failure(let error) = PeerRateLimits.parseByPeer(value) { return error.problem }
             return nil
         }
     }
@@ -151,11 +171,30 @@ struct ProxyFileConfiguration: Equatable {
                 values[name] = ProxyFileValue(value: .bool(bool), line: line, column: column)
                 continue
             }
+            if setting.kind == .peerRates, let peers = node.mapping {
+                // PEER: QPS/BURST, one per line: the same entries as the flag's PEER=QPS/BURST list.
+                var entries: [String] = []
+                for (peerKey, rateNode) in peers {
+                    let at = (rateNode.mark?.line ?? line, rateNode.mark?.column ?? column)
+                    guard let peer = peerKey.string, !peer.isEmpty, !peer.contains(","), !peer.contains("="),
+                          let rate = rateNode.scalar?.string else {
+                        throw failure(at.0, at.1, name, "expected a mapping of peer names to QPS/BURST like 50/100")
+                    }
+                    guard RequestRate(parsing: rate) != nil else {
+                        throw failure(at.0, at.1, "\(name).\(peer)",
+                                      "must be requests per second and burst like 50/100 (QPS above 0, burst at least 1), got \"\(rate)\"")
+                    }
+                    entries.append("\(peer)=\(rate)")
+                }
+                values[name] = ProxyFileValue(value: .text(entries.joined(separator: ",")), line: line, column: column)
+                continue
+            }
             guard let scalar = node.scalar else {
                 throw failure(line, column, name, "expected a string, not a \(node.sequence != nil ? "list" : "mapping")")
             }
             let isCount = if case .count = setting.kind { true } else { false }
-            guard quoted || resolved == .str || (isCount && resolved == .int) else {
+            // A rate may be written bare: 50, 0.5, off (YAML reads those as a number or a bool).
+            guard quoted || resolved == .str || (isCount && resolved == .int) || setting.kind == .rate else {
                 let hint = if case .duration = setting.kind { " like 90s, 15m or 1h30m (a bare number has no unit)" } else { "" }
                 throw failure(line, column, name, "expected a string\(hint), got \(scalar.string)")
             }
