@@ -57,6 +57,13 @@ struct ProxySettingsTests {
         ("- listen\n", "proxy.yaml:1:1: expected a mapping of settings (field: value)"),
         ("listen: [\n", "proxy.yaml:2:1: invalid YAML: "),
         ("peers: a\npeers: b\n", "proxy.yaml:1:1: peers: given more than once"),
+        ("rateLimit: 0\n", "proxy.yaml:1:12: rateLimit: must be 'off' or requests per second and burst like 50/100"),
+        ("rateLimit: 5/0\n", "proxy.yaml:1:12: rateLimit: must be 'off' or requests per second and burst like 50/100"),
+        ("peerRateLimits:\n  a: 5/10\n  b: fast\n", "proxy.yaml:3:6: peerRateLimits.b: must be requests per second and burst like 50/100"),
+        ("peerRateLimits: [a]\n", "proxy.yaml:1:17: peerRateLimits: expected a string, not a list"),
+        ("peerRateLimits: a\n", "proxy.yaml:1:17: peerRateLimits: expected PEER=QPS/BURST entries separated by commas, got \"a\""),
+        ("maxRequestsInFlight: 0\n", "proxy.yaml:1:22: maxRequestsInFlight: must be a whole number from 1 to 100000"),
+        ("maxQueueWait: 0s\n", "proxy.yaml:1:15: maxQueueWait: must be above zero"),
     ])
     func refusals(_ yaml: String, _ expected: String) {
         let line = refusal(yaml)
@@ -90,6 +97,32 @@ struct ProxySettingsTests {
         #expect(command.clusterUUID == "abc-1")
         #expect(command.tokenLeeway == "2m")
         #expect(origins == ["clusterUUID": "p.yaml:3:14: clusterUUID", "tokenLeeway": "p.yaml:4:14: tokenLeeway"])
+    }
+
+    @Test("the fairness limits: a rate bare or quoted, per-peer rates as a mapping or the flag's list, all applied")
+    func fairness() throws {
+        let file = try decode("rateLimit: off\npeerRateLimits:\n  a: 5/10\n  b: 1\nmaxQueuedPerPeer: 0\n")
+        #expect(file.values["rateLimit"]?.value == .text("off"))
+        #expect(file.values["peerRateLimits"]?.value == .text("a=5/10,b=1"))
+        #expect(try decode("rateLimit: 50\n").values["rateLimit"]?.value == .text("50"))
+        let token = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-token-\(UUID().uuidString)")
+        try "t\n".write(to: token, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: token) }
+        let configuration = try ProxyCommand.parse([
+            "--peers", "p", "--cluster-uuid", "c", "--token-file", token.path, "--upstream-ca", token.path, "--rate-limit", "20/40", "--peer-rate-limits", "a=5/10,b=1",
+            "--max-requests-in-flight", "16", "--max-queued-per-peer", "0", "--max-queue-wait", "2s",
+        ]).makeConfiguration()
+        #expect(configuration.shortRequestLimits.maxInFlight == 16 && configuration.shortRequestLimits.maxQueuedPerPeer == 0)
+        #expect(configuration.shortRequestLimits.maxQueueWait == .seconds(2))
+        #expect(configuration.rateLimits == PeerRateLimits(everyPeer: RequestRate(perSecond: 20, burst: 40),
+                                                           byPeer: ["a": RequestRate(perSecond: 5, burst: 10), "b": RequestRate(perSecond: 1, burst: 1)]))
+        // By default: 64 in flight, 64 queued per peer, 5 s, no rate limit.
+        let defaults = try ProxyCommand.parse(["--peers", "p", "--cluster-uuid", "c", "--token-file", token.path, "--upstream-ca", token.path]).makeConfiguration()
+        #expect(defaults.shortRequestLimits == ShortRequestLimits() && defaults.rateLimits.isOff)
+        let bad = try ProxyCommand.parse(["--peers", "p", "--cluster-uuid", "c", "--peer-rate-limits", "a=5/10,a=1"])
+        #expect(throws: ProxyConfigurationError(field: "--peer-rate-limits", problem: "peer a is given more than once")) {
+            try bad.checkSettings(origins: [:])
+        }
     }
 
     @Test("a bad flag value is named by its flag")
