@@ -294,7 +294,9 @@ def test_strict_hardened_wires_client_auth_tls_monitoring_and_alerts():
     rules = of_kind(documents, "PrometheusRule")[0]["spec"]["groups"][0]["rules"]
     alerts = {r["alert"]: r for r in rules}
     assert {"IsthmusPeerMetadataFetchFailing", "IsthmusRemoteAPIHostDown", "IsthmusRemoteTokenExpiringSoon",
-            "IsthmusProxyDenialBurst", "IsthmusProxyProtectedObjectRequested"} <= set(alerts)
+            "IsthmusProxyDenialBurst", "IsthmusProxyProtectedObjectRequested",
+            "IsthmusProxyPeerThrottled", "IsthmusProxyShortRequestsSaturated"} <= set(alerts)
+    assert "isthmus_proxy_requests_throttled_total" in alerts["IsthmusProxyPeerThrottled"]["expr"]
     for alert in alerts.values():
         assert re.search(r"isthmus_(proxy|controller)_[a-z_]+", alert["expr"]), alert["alert"]
         assert "{{ $labels." in alert["annotations"]["summary"], "Prometheus templates survive Helm"
