@@ -183,13 +183,18 @@ public struct ShortRequestLimits: Sendable, Hashable {
     /// How long a peer counts as asking after its last request ended, so
     /// a peer sending one request at a time keeps its share between them.
     public var activeWindow: Duration
+    /// How long a refusal that did not wait (queue full, rate limit) is held
+    /// before it is sent, so a client that ignores `Retry-After` cannot make
+    /// the proxy spend its CPU answering 429s (zero: at once).
+    public var refusalDelay: Duration
 
     public init(maxInFlight: Int = 64, maxQueuedPerPeer: Int = 64, maxQueueWait: Duration = .seconds(5),
-                activeWindow: Duration = .seconds(1)) {
+                activeWindow: Duration = .seconds(1), refusalDelay: Duration = .milliseconds(250)) {
         self.maxInFlight = maxInFlight
         self.maxQueuedPerPeer = maxQueuedPerPeer
         self.maxQueueWait = maxQueueWait
         self.activeWindow = activeWindow
+        self.refusalDelay = refusalDelay
     }
 }
 

@@ -94,6 +94,8 @@ final class ProxyHandler: ChannelInboundHandler {
     /// What starts the request once its slot is granted.
     private var queuedStart: (admitted: AdmittedRequest, token: String, head: HTTPRequestHead)?
     private var queueTimer: Scheduled<Void>?
+    /// A 429 waiting for ``ProxyServices/refusalDelay``; cancelled if the client leaves first.
+    private var refusalTimer: Scheduled<Void>?
     /// Numbers this handler's requests, so a late grant is recognised.
     private var requestSerial: UInt64 = 0
 
@@ -299,11 +301,23 @@ final class ProxyHandler: ChannelInboundHandler {
     }
 
     /// A 429 for an admitted request the limits hold back; client-go waits `Retry-After` and retries.
+    /// A refusal that did not wait in the queue is sent after ``ShortRequestLimits/refusalDelay``:
+    /// a client that ignores `Retry-After` and asks again at once would otherwise turn the
+    /// proxy's CPU into a stream of 429s, taken from every other peer.
     private func throttle(_ reason: ThrottleReason, peer: String, retryAfter: Int) {
         services.operations.metrics.throttled.increment([peer, reason.rawValue])
         record?.reason = "throttled: \(reason.rawValue.replacingOccurrences(of: "_", with: " "))"
         let (head, body) = KubeResponse.status(Status.tooManyRequests(reason.message), retryAfterSeconds: retryAfter)
-        write(head: head, body: body)
+        guard reason != .queueTimeout, services.refusalDelay > .zero, let context else {
+            write(head: head, body: body)
+            return
+        }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        refusalTimer = context.eventLoop.scheduleTask(in: services.refusalDelay) {
+            let handler = bound.value
+            handler.refusalTimer = nil
+            handler.write(head: head, body: body)
+        }
     }
 
     private func upstreamHeaders(_ forwarded: [(name: String, value: String)], token: String) -> HTTPHeaders {
@@ -446,6 +460,8 @@ final class ProxyHandler: ChannelInboundHandler {
         closeUpstream()
         admittedWatch = nil
         cancelTimers()
+        refusalTimer?.cancel()
+        refusalTimer = nil
         completeRequest()
         context.fireChannelInactive()
     }

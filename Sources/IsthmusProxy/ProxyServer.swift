@@ -111,6 +111,7 @@ final class ProxyServices: Sendable {
     /// No rate limit is set, so a watch need not take ``fairness``'s lock.
     let rateLimitsOff: Bool
     let maxQueueWait: TimeAmount
+    let refusalDelay: TimeAmount
     /// Why the latest reload of each source was refused (the previous state
     /// still serves); shown on `/readyz?verbose`. Cleared by a good reload.
     let reloadRefusals = NIOLockedValueBox([ReloadSource: String]())
@@ -127,6 +128,7 @@ final class ProxyServices: Sendable {
         self.fairness = NIOLockedValueBox(PeerFairness(limits: shortRequestLimits, rates: rateLimits))
         self.rateLimitsOff = rateLimits.isOff
         self.maxQueueWait = TimeAmount(shortRequestLimits.maxQueueWait)
+        self.refusalDelay = TimeAmount(shortRequestLimits.refusalDelay)
         self.watchBudget = NIOLockedValueBox(WatchBudget(limits: watchLimits))
         self.admission = NIOLockedValueBox(admission)
         self.clientCertificateCheck = clientCertificateCheck

@@ -135,7 +135,10 @@ struct ProxyFairnessTests {
         do {
             let otherToken = try h.trustSecondPeer(uuid: Self.otherPeer)
             for _ in 0..<2 { #expect(try await h.curl("/api/v1/namespaces/demo/services", token: h.peerToken).code == 200) }
+            let asked = ContinuousClock.now
             let third = try await h.run(ProxyHarness.curlPath, ["-i"] + h.curlArguments("/api/v1/namespaces/demo/services", http1: false, token: h.peerToken)).stdout
+            // Held before it is sent, so a client that ignores Retry-After cannot spin on 429s.
+            #expect(ContinuousClock.now - asked >= ShortRequestLimits().refusalDelay)
             #expect(third.hasPrefix("HTTP/2 429") && third.contains("more requests than its rate limit allows"), "\(third)")
             let retryAfter = third.lowercased().split(separator: "\r\n").first { $0.hasPrefix("retry-after: ") }.flatMap { Int($0.dropFirst(13)) }
             #expect(retryAfter.map { (8...10).contains($0) } == true, "0.1/s: the next token is about ten seconds away: \(third)")
