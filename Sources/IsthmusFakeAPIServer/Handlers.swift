@@ -83,8 +83,8 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         core.record(recorded)
         // API requests only: the probes of /readyz and /livez are not what a bound on requests in flight is about.
-        let counted = request.uri.hasPrefix("/api")
-        if case .full = response, counted {
+        let counted = request.uri.hasPrefix("/api") && { if case .full = response { true } else { false } }()
+        if counted {
             core.shortInFlight.withLockedValue { $0.now += 1; $0.peak = max($0.peak, $0.now) }
         }
         let keepAlive = head.isKeepAlive
@@ -92,7 +92,7 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let delay, delay > .zero {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             delayedResponsePending = true
-            if case .full = response, counted { delayedResponseIsShort = true } else { delayedResponseIsShort = false }
+            delayedResponseIsShort = counted
             context.eventLoop.scheduleTask(in: TimeAmount(delay)) {
                 let (handler, context) = loopBound.value
                 // The client left meanwhile: like the API server, the request was cancelled with it.

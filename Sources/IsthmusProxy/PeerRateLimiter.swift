@@ -1,3 +1,5 @@
+import Foundation
+
 /// A rate: requests per second, with a burst a client may send at once.
 public struct RequestRate: Sendable, Hashable, CustomStringConvertible {
     public var perSecond: Double
@@ -46,13 +48,14 @@ public struct PeerRateLimits: Sendable, Hashable {
     /// `PEER=QPS/BURST` entries, comma-separated (the flag's form).
     public static func parseByPeer(_ text: String) -> Result<[String: RequestRate], ParseError> {
         var rates: [String: RequestRate] = [:]
+        let spaces = CharacterSet(charactersIn: " ")
         for entry in text.split(separator: ",") {
             let pair = entry.split(separator: "=", maxSplits: 1)
-            let name = pair.first.map { String($0).trimmingSpaces } ?? ""
+            let name = pair.first.map { $0.trimmingCharacters(in: spaces) } ?? ""
             guard pair.count == 2, !name.isEmpty else {
                 return .failure(ParseError(problem: "expected PEER=QPS/BURST entries separated by commas, got \"\(entry)\""))
             }
-            guard let rate = RequestRate(parsing: String(pair[1]).trimmingSpaces) else {
+            guard let rate = RequestRate(parsing: pair[1].trimmingCharacters(in: spaces)) else {
                 return .failure(ParseError(problem: "peer \(name): expected QPS/BURST like 50/100, got \"\(pair[1])\""))
             }
             guard rates.updateValue(rate, forKey: name) == nil else {
@@ -65,15 +68,6 @@ public struct PeerRateLimits: Sendable, Hashable {
     public struct ParseError: Error, Sendable, Equatable {
         public var problem: String
         public init(problem: String) { self.problem = problem }
-    }
-}
-
-extension String {
-    fileprivate var trimmingSpaces: String {
-        var s = Substring(self)
-        while s.first == " " { s.removeFirst() }
-        while s.last == " " { s.removeLast() }
-        return String(s)
     }
 }
 
