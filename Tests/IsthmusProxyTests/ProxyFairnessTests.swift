@@ -72,7 +72,8 @@ struct ProxyFairnessTests {
             // The refusal is the API server's own shape, so client-go backs off and retries.
             // (After the active window, so the quiet peer no longer holds a share of its own.)
             try await Task.sleep(for: .milliseconds(1500))
-            delay(h, .seconds(3))
+            // Long enough that a loaded machine still sees the bound and the queue full before the first ends.
+            delay(h, .seconds(10))
             let (holding, held) = flood(h, "/api/v1/namespaces/demo/services?limit=1", count: 8, token: h.peerToken)
             try holding.run()
             // /metrics shows it: 4 in flight and 4 queued for the flooding peer.
