@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "IsthmusKubeTypes", targets: ["IsthmusKubeTypes"]),
         .library(name: "IsthmusHTTP", targets: ["IsthmusHTTP"]),
         .library(name: "IsthmusFakeAPIServer", targets: ["IsthmusFakeAPIServer"]),
+        .library(name: "IsthmusAdmission", targets: ["IsthmusAdmission"]),
         .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
         .library(name: "IsthmusKubeClient", targets: ["IsthmusKubeClient"]),
         .library(name: "IsthmusController", targets: ["IsthmusController"]),
@@ -84,12 +85,16 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
-        // The proxy: its admission pipeline (shape, token, policy) is pure and
-        // comes first; the NIO data path is built on it.
+        // The proxy's admission of a request head (shape, token, RequestInfo,
+        // protected objects, policy): pure, no NIO, so it is tested and fuzzed alone.
+        .target(
+            name: "IsthmusAdmission",
+            dependencies: ["IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy"]),
+        // The proxy's NIO data path, built on the admission pipeline.
         .target(
             name: "IsthmusProxy",
             dependencies: [
-                "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy", "IsthmusKubeTypes", "IsthmusHTTP",
+                "IsthmusAdmission", "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy", "IsthmusKubeTypes", "IsthmusHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -206,9 +211,12 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         .testTarget(
+            name: "IsthmusAdmissionTests",
+            dependencies: ["IsthmusAdmission", "IsthmusPolicy", "IsthmusRequestInfo", "IsthmusTrust"]),
+        .testTarget(
             name: "IsthmusProxyTests",
             dependencies: ["IsthmusTestSupport",
-                "IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo",
+                "IsthmusAdmission", "IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusKubeTypes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

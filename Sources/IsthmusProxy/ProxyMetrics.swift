@@ -1,3 +1,5 @@
+import IsthmusAdmission
+
 /// The proxy's Prometheus series (prefix `isthmus_proxy_`), served on the
 /// admin listener's `/metrics`. Label values are bounded: peers only once
 /// authenticated (they come from the trusted peers file), resources only once

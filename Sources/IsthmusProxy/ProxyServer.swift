@@ -1,4 +1,5 @@
 import Foundation
+import IsthmusAdmission
 import IsthmusHTTP
 import IsthmusPolicy
 import IsthmusTrust

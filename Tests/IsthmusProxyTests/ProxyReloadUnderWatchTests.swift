@@ -1,4 +1,5 @@
 import Foundation
+import IsthmusAdmission
 import IsthmusFakeAPIServer
 import IsthmusKubeTypes
 import IsthmusPolicy

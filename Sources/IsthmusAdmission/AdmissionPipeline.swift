@@ -234,7 +234,7 @@ enum RequestShape {
 extension String {
     /// Lowercased, without the copy when it already is (HTTP/2 field names
     /// always are): header names are lowercased on every request.
-    func lowercasedIfNeeded() -> String {
+    package func lowercasedIfNeeded() -> String {
         utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") || $0 >= 0x80 }) ? lowercased() : self
     }
 }

@@ -1,5 +1,5 @@
 import IsthmusPolicy
-import IsthmusProxy
+import IsthmusAdmission
 import IsthmusRequestInfo
 import IsthmusTrust
 import Testing
@@ -12,7 +12,7 @@ private let rootCA = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE---
 
 private let policiesDirectory: String = {
     var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)  // Tests/IsthmusProxyTests/AdmissionPipelineTests.swift
+    parts.removeLast(3)  // Tests/IsthmusAdmissionTests/AdmissionPipelineTests.swift
     return parts.joined(separator: "/") + "/policies"
 }()
 
