@@ -202,6 +202,7 @@ enum RequestShape {
         var forward: [(name: String, value: String)] = []
         forward.reserveCapacity(head.headers.count)
         for header in head.headers {
+            guard isFieldName(header.name), isFieldValue(header.value) else { throw .badRequest(.invalidHeaderField) }
             let name = header.name.lowercasedIfNeeded()
             switch name {
             case "authorization":
@@ -228,6 +229,27 @@ enum RequestShape {
             if ForwardedHeaders.names.contains(name) { forward.append((name, header.value)) }
         }
         return Shaped(attributes: attributes, authorization: authorization, forwardHeaders: forward)
+    }
+
+    /// RFC 9110 §5.6.2 `token`: the only bytes a field name may hold (found by
+    /// FuzzAdmission: a name with a non-ASCII byte was lowercased and matched).
+    static func isFieldName(_ name: String) -> Bool {
+        !name.utf8.isEmpty && name.utf8.allSatisfy { tokenBytes[Int($0)] }
+    }
+
+    /// RFC 9110 §5.5: visible characters, obs-text, and spaces or tabs; no CR,
+    /// LF, NUL or other control character.
+    static func isFieldValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+    }
+
+    private static let tokenBytes: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            true
+        default:
+            "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
+        }
     }
 }
 

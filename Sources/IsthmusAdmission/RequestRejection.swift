@@ -15,6 +15,10 @@ public enum ShapeViolation: Sendable, Hashable, CustomStringConvertible {
     case requestBody
     case tooManyHeaders
     case headersTooLarge
+    /// A field name that is not an RFC 9110 token, or a value holding CR, LF,
+    /// NUL or another control character: never forwarded, so no front end's
+    /// leniency can split or smuggle a header into the upstream request.
+    case invalidHeaderField
 
     public var description: String {
         switch self {
@@ -24,6 +28,7 @@ public enum ShapeViolation: Sendable, Hashable, CustomStringConvertible {
         case .requestBody: "a read request must not carry a body"
         case .tooManyHeaders: "the request has too many header fields"
         case .headersTooLarge: "the request header fields are too large"
+        case .invalidHeaderField: "a header field name or value is not valid HTTP (RFC 9110 tokens and visible characters)"
         }
     }
 
@@ -35,6 +40,7 @@ public enum ShapeViolation: Sendable, Hashable, CustomStringConvertible {
         case .http2Settings: "http2_settings"
         case .requestBody: "body"
         case .tooManyHeaders, .headersTooLarge: "header_limits"
+        case .invalidHeaderField: "invalid_header"
         }
     }
 }
