@@ -234,7 +234,7 @@ public struct CIDRList: Sendable, Hashable, CustomStringConvertible {
 public struct CIDRListError: Error, Sendable, Hashable, CustomStringConvertible {
     public let item: String
     public init(item: String) { self.item = item }
-    public var description: String { "\"\(item)\" is not an IPv4 or IPv6 prefix like 10.111.0.0/16 or fd00::/108" }
+    public var description: String { "\(MessageText.quoted(item)) is not an IPv4 or IPv6 prefix like 10.111.0.0/16 or fd00::/108" }
 }
 
 extension Substring {

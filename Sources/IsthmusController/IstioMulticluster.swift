@@ -53,7 +53,7 @@ public struct MetadataEndpoint: Sendable, Hashable, CustomStringConvertible {
         if lower.hasPrefix("https://") { scheme = .https }
         else if lower.hasPrefix("http://") { scheme = .http }
         else if lower.hasPrefix("file://") { scheme = .file }
-        else { throw fail("must start with https:// (or file:// for a local directory), found \"\(text)\"") }
+        else { throw fail("must start with https:// (or file:// for a local directory), found \(MessageText.quoted(text))") }
         let rest = text.dropFirst(scheme.rawValue.count + 3)
         guard !rest.contains("?"), !rest.contains("#") else { throw fail("must not have a query or fragment") }
         var trimmed = Substring(rest)
@@ -155,7 +155,7 @@ public struct IstioMulticlusterSpec: Sendable, Hashable {
             guard a == endpoint else {
                 throw SpecError(
                     field: "spec.metadataEndpoint",
-                    problem: "is \"\(l)\" but spec.metadata.endpoint is \"\(n)\"; set only one of them")
+                    problem: "is \(MessageText.quoted(l)) but spec.metadata.endpoint is \(MessageText.quoted(n)); set only one of them")
             }
         }
         if let ca {

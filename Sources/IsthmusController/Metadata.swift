@@ -94,7 +94,7 @@ public struct PublicMetadata: Sendable, Hashable {
     private init(reader: DocumentReader) throws(MetadataError) {
         let uuid = try reader.requiredString("clusterUUID")
         guard TrustedPeer.isValidClusterID(uuid) else {
-            throw reader.fail("clusterUUID", "\"\(uuid.prefix(80))\" is not a valid cluster ID (1-64 letters, digits, '.', '_' or '-')")
+            throw reader.fail("clusterUUID", "\(MessageText.quoted(uuid, limit: 80)) is not a valid cluster ID (1-64 letters, digits, '.', '_' or '-')")
         }
         let key = try reader.requiredString("authnKeyPub")
         let ca = try reader.requiredString("rootCA")
@@ -166,7 +166,7 @@ public struct PrivateMetadata: Sendable, Hashable {
     private init(reader: DocumentReader) throws(MetadataError) {
         let apiHost = try reader.requiredString("apiHost")
         guard Self.isValidHostPort(apiHost) else {
-            throw reader.fail("apiHost", "\"\(apiHost.prefix(120))\" is not host[:port] (no scheme, path or spaces)")
+            throw reader.fail("apiHost", "\(MessageText.quoted(apiHost)) is not host[:port] (no scheme, path or spaces)")
         }
         self.apiHost = apiHost
         self.networkName = try reader.requiredString("networkName", allowEmpty: true)
@@ -270,7 +270,7 @@ public enum FetchFailure: Error, Sendable, Hashable, CustomStringConvertible {
                 + "make sure the peer has an IstioMulticluster pointing at this cluster and has fetched our current key"
         case .httpStatus(let code, let message): return "HTTP \(code)\(message.map { " (\($0))" } ?? "")"
         case .wrongContentType(let type):
-            return "the response is \"\(type)\", not JSON: is the endpoint the peer's metadata service and not an ingress error page?"
+            return "the response is \(MessageText.quoted(type)), not JSON: is the endpoint the peer's metadata service and not an ingress error page?"
         case .invalidDocument(let error): return error.description
         case .rejected(let text): return text
         }
@@ -304,7 +304,7 @@ public enum PeerMetadataResponse {
     /// The `message` of a Kubernetes-style Status body, if it is one, cut short.
     static func statusMessage(_ body: [UInt8]) -> String? {
         guard let json = try? JSON(parsing: body), let message = json["message"]?.stringValue else { return nil }
-        return String(message.prefix(200))
+        return MessageText.truncated(message, limit: 200)
     }
 
     /// A public metadata response: 200 with a JSON body, or why not.

@@ -452,7 +452,7 @@ public struct Reconciler: Sendable {
                 document: document, fetchedAt: rfc3339(unixSeconds: at), stale: false,
                 condition: ConditionDraft(
                     type: type, status: .true, reason: "Fetched",
-                    message: "API host \(document.apiHost), network \"\(document.networkName)\", \(document.ingressGateways.count) ingress gateway(s)"))
+                    message: "API host \(MessageText.truncated(document.apiHost, limit: 120)), network \(MessageText.quoted(document.networkName)), \(document.ingressGateways.count) ingress gateway(s)"))
         case .failed(let failure, _)?:
             let kept = cached.map { _ in "; keeping the metadata fetched at \(cachedAt ?? "an earlier time")" }
                 ?? "; no remote secret until this succeeds"

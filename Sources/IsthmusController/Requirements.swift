@@ -54,7 +54,7 @@ public enum RequirementViolation: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .clusterDomain(let local, let peer):
-            "clusterDomain differs: this cluster has \"\(local)\", the peer has \"\(peer)\"; all members must use the same cluster domain"
+            "clusterDomain differs: this cluster has \(MessageText.quoted(local)), the peer has \(MessageText.quoted(peer)); all members must use the same cluster domain"
         case .podSubnets(let local, let peer):
             "pod subnets overlap: this cluster's \(local) and the peer's \(peer)"
         case .serviceSubnets(let local, let peer):

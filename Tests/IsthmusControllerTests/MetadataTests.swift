@@ -62,6 +62,31 @@ struct MetadataTests {
         }
     }
 
+    /// Found by fuzzing (FuzzPeerDocuments): `prefix(80)` counted Characters, and one
+    /// Character can hold thousands of combining scalars, so the message had no bound.
+    @Test("a message quotes a bad value cut short and escaped, however long the value")
+    func boundedMessages() throws {
+        let combining = "e" + String(repeating: "\u{301}", count: 3000)
+        do {
+            _ = try PublicMetadata(json: Array(#"{"clusterUUID":"\#(combining)","authnKeyPub":"x","rootCA":"y"}"#.utf8))
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.utf8.count < 400, "\(error.description.utf8.count) bytes")
+            #expect(error.description.contains("…"))
+        }
+        do {
+            _ = try PrivateMetadata(json: Array(#"{"apiHost":"a/\#(String(repeating: "b", count: 5000))\n","networkName":"n"}"#.utf8))
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.utf8.count < 400, "\(error.description.utf8.count) bytes")
+            #expect(!error.description.contains("\n"))
+        }
+        let longMessage = #"{"kind":"Status","message":"\#(String(repeating: "x\u{301}", count: 2000))"}"#
+        let refused = PeerMetadataResponse.interpretPublic(status: 403, contentType: "application/json", body: Array(longMessage.utf8))
+        guard case .failure(let failure) = refused else { Issue.record("not refused"); return }
+        #expect(failure.description.utf8.count < 600, "\(failure.description.utf8.count) bytes")
+    }
+
     @Test("a public key of another algorithm is refused by name")
     func rsaKey() {
         let rsa = """

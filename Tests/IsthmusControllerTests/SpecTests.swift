@@ -88,6 +88,18 @@ struct SpecTests {
         }
     }
 
+    /// Found by fuzzing (FuzzIstioMulticluster): the refusal quoted the whole
+    /// endpoint, so one long spec value made a status message of any size.
+    @Test("a refused endpoint is quoted cut short and escaped in the message")
+    func boundedMessage() throws {
+        let spec = JSON.object([("metadataEndpoint", .string("ftp://" + String(repeating: "a", count: 6000)))])
+        #expect(throws: SpecError.self) { try IstioMulticlusterSpec(json: spec) }
+        do { _ = try IstioMulticlusterSpec(json: spec) } catch {
+            #expect(error.description.utf8.count < 400, "\(error.description.utf8.count) bytes")
+            #expect(error.description.contains(#"found "ftp://aaa"#) && error.description.hasSuffix("…\""))
+        }
+    }
+
     @Test("http:// is accepted for loopback, for local development")
     func loopbackHTTP() throws {
         let endpoint = try MetadataEndpoint(parsing: "http://127.0.0.1:8081/metadata", field: "f")
