@@ -217,10 +217,17 @@ public struct PrivateMetadata: Sendable, Hashable {
             }
             guard IPAddress(host[host.index(after: host.startIndex)..<end])?.family == .v6 else { return false }
             host = host[...end]
-        } else if let colon = host.firstIndex(of: ":") {
-            port = host[host.index(after: colon)...]
-            host = host[..<colon]
-            guard !host.isEmpty else { return false }
+        } else {
+            if let colon = host.firstIndex(of: ":") {
+                port = host[host.index(after: colon)...]
+                host = host[..<colon]
+            }
+            // A DNS name or an IPv4 address: nothing else (found by FuzzPeerDocuments: a
+            // `\`, which WHATWG URL parsers read as `/`, was accepted in the host).
+            guard !host.isEmpty, host.utf8.allSatisfy({ byte in
+                (byte >= 0x30 && byte <= 0x39) || ((byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A)
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+            }) else { return false }
         }
         if let port {
             guard let value = Int(port), (1...65535).contains(value), port.allSatisfy(\.isASCII) else { return false }

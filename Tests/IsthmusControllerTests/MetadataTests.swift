@@ -113,6 +113,9 @@ struct MetadataTests {
     static let badPrivate: [BadRow] = [
         .init(json: #"{"networkName":"n"}"#, want: "private metadata: apiHost: is missing"),
         .init(json: #"{"apiHost":"https://api.example.com","networkName":"n"}"#, want: "private metadata: apiHost: \"https://api.example.com\" is not host[:port]"),
+        // Found by FuzzPeerDocuments: a backslash (read as `/` by WHATWG URL parsers) was accepted.
+        .init(json: #"{"apiHost":"api.example\\evil.com","networkName":"n"}"#, want: "private metadata: apiHost: "),
+        .init(json: #"{"apiHost":"api|example.com:443","networkName":"n"}"#, want: "private metadata: apiHost: "),
         .init(json: #"{"apiHost":"api:99999","networkName":"n"}"#, want: "private metadata: apiHost:"),
         .init(json: #"{"apiHost":"api"}"#, want: "private metadata: networkName: is missing"),
         .init(json: #"{"apiHost":"api","networkName":"n","ingressGateways":{}}"#, want: "private metadata: ingressGateways: must be an array"),
