@@ -15,6 +15,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "CFuzzerDriver"),
+        // What more than one target needs: a byte search, the repository's policies.
+        .target(name: "FuzzSupport"),
         .executableTarget(
             name: "FuzzRequestTarget",
             dependencies: ["CFuzzerDriver", .product(name: "IsthmusRequestInfo", package: "isthmus")]),
@@ -27,7 +29,7 @@ let package = Package(
         .executableTarget(
             name: "FuzzAdmission",
             dependencies: [
-                "CFuzzerDriver",
+                "CFuzzerDriver", "FuzzSupport",
                 .product(name: "IsthmusAdmission", package: "isthmus"),
                 .product(name: "IsthmusPolicy", package: "isthmus"),
                 .product(name: "IsthmusRequestInfo", package: "isthmus"),
@@ -38,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "FuzzPolicy",
             dependencies: [
-                "CFuzzerDriver",
+                "CFuzzerDriver", "FuzzSupport",
                 .product(name: "IsthmusPolicy", package: "isthmus"),
                 .product(name: "IsthmusRequestInfo", package: "isthmus"),
                 .product(name: "Yams", package: "Yams"),
@@ -66,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "FuzzToken",
             dependencies: [
-                "CFuzzerDriver",
+                "CFuzzerDriver", "FuzzSupport",
                 .product(name: "IsthmusTrust", package: "isthmus"),
                 .product(name: "IsthmusKubeTypes", package: "isthmus"),
                 .product(name: "Crypto", package: "swift-crypto"),

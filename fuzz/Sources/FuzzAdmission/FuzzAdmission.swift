@@ -1,4 +1,5 @@
 import CFuzzerDriver
+import FuzzSupport
 import IsthmusAdmission
 import IsthmusPolicy
 import IsthmusRequestInfo
@@ -31,11 +32,7 @@ private let verifier: TokenVerifier = {
 }()
 
 /// The repository's default policies, as the chart ships them.
-private let policy: PolicySet = {
-    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(4)  // fuzz/Sources/FuzzAdmission/FuzzAdmission.swift
-    return try! PolicySet.load(directory: parts.joined(separator: "/") + "/policies")
-}()
+private let policy = try! PolicySet.load(directory: repositoryPolicies)
 private let protected = ProtectedObjects(isthmusNamespace: "isthmus-system")
 private let pipeline = AdmissionPipeline(verifier: verifier, policy: policy, cache: VerifiedTokenCache(capacity: 64, stripes: 4),
                                          protected: protected)
@@ -162,15 +159,6 @@ private func checkRejection(_ rejection: RequestRejection, _ head: ProxyRequestH
         precondition(!containsBytes(text, Array(token.utf8)), "a refusal quotes the token")
     }
     if rejection.code == 401 { precondition(rejection.message == "Unauthorized", "a 401 says why (an oracle for forgers)") }
-}
-
-/// Whether `needle` occurs in `haystack` as a contiguous run of bytes.
-private func containsBytes(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-    guard !needle.isEmpty, haystack.count >= needle.count else { return needle.isEmpty }
-    for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
-        if haystack[start..<(start + needle.count)].elementsEqual(needle) { return true }
-    }
-    return false
 }
 
 extension String {

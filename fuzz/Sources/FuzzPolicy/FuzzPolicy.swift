@@ -1,4 +1,5 @@
 import CFuzzerDriver
+import FuzzSupport
 import IsthmusPolicy
 import IsthmusRequestInfo
 import Yams
@@ -16,11 +17,7 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
 }
 
 /// The repository's default policies: the directory a fuzzed file is added to.
-private let baseSources: [PolicySource] = {
-    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(4)  // fuzz/Sources/FuzzPolicy/FuzzPolicy.swift
-    return try! PolicySet.sources(inDirectory: parts.joined(separator: "/") + "/policies")
-}()
+private let baseSources = try! PolicySet.sources(inDirectory: repositoryPolicies)
 private let base = try! PolicySet(sources: baseSources)
 private let fuzzedName = "zz-fuzzed.yaml"
 private let peers: [String?] = ["8d5f5d2e-1c1a-4a8e-9a53-2f6f4a3d2c11", "cluster-b", nil]

@@ -1,6 +1,7 @@
 import CFuzzerDriver
 import Crypto
 import Foundation
+import FuzzSupport
 import IsthmusKubeTypes
 import IsthmusTrust
 
@@ -84,16 +85,6 @@ private func check(_ raw: String) {
             precondition(!containsBytes(Array(failure.description.utf8), Array(raw.utf8)), "a refusal quotes the token")
         }
     }
-}
-
-/// Whether `needle` occurs in `haystack` as a contiguous run of bytes.
-func containsBytes(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-    guard !needle.isEmpty else { return true }
-    guard haystack.count >= needle.count else { return false }
-    for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
-        if haystack[start..<(start + needle.count)].elementsEqual(needle) { return true }
-    }
-    return false
 }
 
 /// The strict mode only refuses more: whatever it accepts, the Go-compatible
