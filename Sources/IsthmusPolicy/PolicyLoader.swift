@@ -299,9 +299,16 @@ struct PolicyFileCompiler {
             problems.append(PolicyProblem(file: file, line: mark.line, column: mark.column, field: "",
                                           message: "invalid YAML: \(message)"))
         case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams points at the smallest duplicated key, but its order is not total:
+            // keys that are not scalars ("<uncovertable>") never compare, and `1` and
+            // "1" are different keys with the same text. Then the key it points at
+            // depends on hashing, so the place is left out rather than reported at random.
+            let placeIsDefinite = !duplicates.contains("<uncovertable>") && Set(duplicates).count == duplicates.count
+            let names = duplicates.map { $0 == "<uncovertable>" ? "(a key that is not a string)" : $0 }
             problems.append(PolicyProblem(
-                file: file, line: context.mark.line, column: context.mark.column, field: "",
-                message: "duplicate keys \(duplicates.sorted().joined(separator: ", ")) in one mapping"))
+                file: file, line: placeIsDefinite ? context.mark.line : 0,
+                column: placeIsDefinite ? context.mark.column : 0, field: "",
+                message: "duplicate keys \(Set(names).sorted().joined(separator: ", ")) in one mapping"))
         default:
             problems.append(PolicyProblem(file: file, line: 0, column: 0, field: "",
                                           message: "invalid YAML: \(yamlError)"))

@@ -184,5 +184,20 @@ struct PolicyLoaderTests {
         let found = problems("rules:\n  - apiGroups: [\"\"]\n    resources: [pods]\n    verbs: [get]\n    verbs: [delete]\n")
         #expect(found.count == 1)
         #expect(found.first?.contains("duplicate keys verbs") == true, "\(found)")
+        #expect(found.first?.hasPrefix("p.yaml:4:") == true, "\(found)")
+    }
+
+    /// Found by FuzzPolicy: Yams points at the smallest duplicated key, but keys
+    /// that are not strings never compare, so which one it named changed with
+    /// hashing, and one file reported different problems from one load to the next.
+    @Test("duplicate keys that are not strings (or `1` beside \"1\") are reported the same on every load",
+          arguments: [
+              "rules:\n  - ? [a]\n    : 1\n    ? [b]\n    : 2\n    ? [a]\n    : 3\n    ? [b]\n    : 4\n",
+              "rules:\n  - {1: a, \"1\": b, 1: c, \"1\": d}\n",
+          ])
+    func duplicateKeysWithoutOrder(_ text: String) {
+        let first = problems(text)
+        #expect(first.count == 1 && first[0].hasPrefix("p.yaml: duplicate keys "), "\(first)")
+        for _ in 0..<50 { #expect(problems(text) == first) }
     }
 }
