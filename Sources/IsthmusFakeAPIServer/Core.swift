@@ -23,6 +23,9 @@ public struct FaultInjection: Sendable {
     public var responseDelay: Duration?
     /// Close each watch stream abruptly after it has sent this many events.
     public var cutWatchesAfterEvents: Int?
+    /// With ``cutWatchesAfterEvents``: the cut falls inside the last event,
+    /// of which only the first half is sent.
+    public var cutWatchesMidEvent = false
     /// Fraction (0...1) of API requests answered with `errorStatusCode` instead.
     public var errorFraction: Double = 0
     /// 500, 503 or 429 (429 carries `Retry-After: 1`).
@@ -77,6 +80,8 @@ public final class APIServerCore: Sendable {
     let recent: NIOLockedValueBox<[RecordedRequest]>
     /// TCP connections accepted (HTTP/1.1 and HTTP/2 alike).
     let connectionsAccepted = NIOLockedValueBox(0)
+    /// The connections open now, so a test can send them GOAWAY or drop them.
+    let openConnections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     /// Non-watch requests being answered now (a delayed one counts until it is sent), and the most at once.
     let shortInFlight = NIOLockedValueBox((now: 0, peak: 0))
     let recentCapacity = 1000

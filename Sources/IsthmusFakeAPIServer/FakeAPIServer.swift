@@ -2,6 +2,7 @@ import Foundation
 import IsthmusHTTP
 import IsthmusKubeTypes
 import NIOCore
+import NIOHTTP2
 import NIOPosix
 
 /// An in-memory Kubernetes API server for `isthmus dev`, tests and benchmarks.
@@ -33,6 +34,9 @@ public final class FakeAPIServer: Sendable {
         public var maxWatchTimeout: Duration = .seconds(1800)
         /// Event loop threads.
         public var threads = System.coreCount
+        /// SETTINGS_MAX_CONCURRENT_STREAMS offered to HTTP/2 clients (kube-apiserver's
+        /// `--http2-max-streams-per-connection`; Go's default is 250).
+        public var maximumConcurrentStreams = HTTP2AbuseGuards.maximumConcurrentStreams
         /// How long a deleted namespace shows `Terminating` before the simulated
         /// namespace controller deletes its objects and then the namespace;
         /// nil: it stays `Terminating` until `finalizeNamespace` is called.
@@ -79,10 +83,17 @@ public final class FakeAPIServer: Sendable {
         do {
             server = try await HTTPServer.start(
                 group: group,
-                configuration: HTTPServerConfiguration(host: configuration.host, port: configuration.port, tls: certificates),
-                acceptConnection: {
+                configuration: {
+                    var server = HTTPServerConfiguration(host: configuration.host, port: configuration.port, tls: certificates)
+                    server.maximumConcurrentStreams = configuration.maximumConcurrentStreams
+                    return server
+                }(),
+                acceptConnection: { channel in
                     guard !core.faults.withLockedValue({ $0.refuseConnections }) else { return false }
                     core.connectionsAccepted.withLockedValue { $0 += 1 }
+                    let key = ObjectIdentifier(channel)
+                    core.openConnections.withLockedValue { $0[key] = channel }
+                    channel.closeFuture.whenComplete { _ in core.openConnections.withLockedValue { $0[key] = nil } }
                     return true
                 },
                 makeHandler: { version in APIRequestHandler(core: core, hub: hub, version: version) })
@@ -101,6 +112,38 @@ public final class FakeAPIServer: Sendable {
 
     /// `https://127.0.0.1:PORT` (or http).
     public var url: String { "\(certificates == nil ? "http" : "https")://127.0.0.1:\(port)" }
+
+    /// Sends GOAWAY (no error, last stream ID the maximum) on every open HTTP/2
+    /// connection, as kube-apiserver does when it shuts down or under
+    /// `--goaway-chance`: streams already open go on, new ones must go to
+    /// another connection. Returns how many connections were sent one.
+    @discardableResult
+    public func sendGoAway() async -> Int {
+        var sent = 0
+        for channel in core.openConnections.withLockedValue({ Array($0.values) }) {
+            let isHTTP2 = try? await channel.eventLoop.submit {
+                guard (try? channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self)) != nil else { return false }
+                channel.writeAndFlush(HTTP2Frame(streamID: .rootStream,
+                                                 payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil)),
+                                      promise: nil)
+                return true
+            }.get()
+            if isHTTP2 == true { sent += 1 }
+        }
+        return sent
+    }
+
+    /// Closes every open connection at once, without GOAWAY: the API server's
+    /// process gone, or the network between. Returns how many were closed.
+    @discardableResult
+    public func dropConnections() async -> Int {
+        let channels = core.openConnections.withLockedValue { Array($0.values) }
+        for channel in channels { try? await channel.close() }
+        return channels.count
+    }
+
+    /// Connections open now (HTTP/1.1 and HTTP/2).
+    public var openConnectionCount: Int { core.openConnections.withLockedValue { $0.count } }
 
     public func shutdown() async throws {
         try? await server.close()

@@ -137,6 +137,7 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
             let stream = WatchStream(context: context, core: core, hub: hub, setup: setup,
                                      cutAfter: core.faults.withLockedValue { $0.cutWatchesAfterEvents },
+                                     cutMidEvent: core.faults.withLockedValue { $0.cutWatchesMidEvent },
                                      closeWhenDone: version == .http1_1 && !keepAlive)
             watch = stream
             stream.start()
@@ -184,9 +185,12 @@ final class WatchStream {
     private var bookmarkTask: Scheduled<Void>?
     private var eventsSent = 0
     private let cutAfter: Int?
+    private let cutMidEvent: Bool
     private let closeWhenDone: Bool
 
-    init(context: ChannelHandlerContext, core: APIServerCore, hub: WatchHub, setup: WatchSetup, cutAfter: Int?, closeWhenDone: Bool) {
+    init(context: ChannelHandlerContext, core: APIServerCore, hub: WatchHub, setup: WatchSetup, cutAfter: Int?,
+         cutMidEvent: Bool = false, closeWhenDone: Bool) {
+        self.cutMidEvent = cutMidEvent
         self.closeWhenDone = closeWhenDone
         self.context = context
         self.core = core
@@ -240,7 +244,8 @@ final class WatchStream {
 
     private func write(_ event: [UInt8]) {
         guard !stopped else { return }
-        let bytes = setup.asTable ? tableEvent(event) : event
+        var bytes = setup.asTable ? tableEvent(event) : event
+        if cutMidEvent, let cutAfter, eventsSent + 1 >= cutAfter { bytes = Array(bytes.prefix(bytes.count / 2)) }
         context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
         eventsSent += 1
         if let cutAfter, eventsSent >= cutAfter {

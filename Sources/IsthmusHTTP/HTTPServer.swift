@@ -24,6 +24,8 @@ public struct HTTPServerConfiguration: Sendable {
     /// accepts a client that sends none: what such a client may do is the
     /// request handler's decision (read it with `clientCertificateDER`).
     public var clientCertificateCAPEM: String?
+    /// SETTINGS_MAX_CONCURRENT_STREAMS offered to HTTP/2 clients.
+    public var maximumConcurrentStreams = HTTP2AbuseGuards.maximumConcurrentStreams
 
     public init(host: String = "127.0.0.1", port: Int = 0, tls: ServingCertificates?,
                 applicationProtocols: [String] = ["h2", "http/1.1"]) {
@@ -99,11 +101,12 @@ public final class HTTPServer: Sendable {
     }
 
     /// Binds and starts accepting. `acceptConnection` is asked for each new
-    /// connection (a `false` closes it at once: fault injection, limits).
+    /// connection, before TLS (a `false` closes it at once: fault injection,
+    /// limits; a test server may keep the channel to act on it later).
     public static func start(
         group: any EventLoopGroup,
         configuration: HTTPServerConfiguration,
-        acceptConnection: @escaping @Sendable () -> Bool = { true },
+        acceptConnection: @escaping @Sendable (any Channel) -> Bool = { _ in true },
         makeHandler: @escaping @Sendable (HTTPProtocolVersion) -> any ChannelHandler
     ) async throws -> HTTPServer {
         if configuration.tls == nil, configuration.clientCertificateCAPEM != nil {
@@ -116,12 +119,13 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                guard acceptConnection() else {
+                guard acceptConnection(channel) else {
                     return channel.close()
                 }
                 guard let context = sslContext.current else {
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(CleartextProtocolSniffer(makeHandler: makeHandler))
+                        try channel.pipeline.syncOperations.addHandler(CleartextProtocolSniffer(
+                            maximumConcurrentStreams: configuration.maximumConcurrentStreams, makeHandler: makeHandler))
                     }
                 }
                 return channel.eventLoop.makeCompletedFuture {
@@ -130,7 +134,9 @@ public final class HTTPServer: Sendable {
                     channel.configureHTTP2SecureUpgrade(
                         h2ChannelConfigurator: { channel in
                             channel.eventLoop.makeCompletedFuture {
-                                try Self.configureHTTP2(channel.pipeline.syncOperations, makeHandler: makeHandler)
+                                try Self.configureHTTP2(channel.pipeline.syncOperations,
+                                                        maximumConcurrentStreams: configuration.maximumConcurrentStreams,
+                                                        makeHandler: makeHandler)
                             }
                         },
                         http1ChannelConfigurator: { channel in
@@ -155,10 +161,12 @@ public final class HTTPServer: Sendable {
 
     static func configureHTTP2(
         _ pipeline: ChannelPipeline.SynchronousOperations,
+        maximumConcurrentStreams: Int,
         makeHandler: @escaping @Sendable (HTTPProtocolVersion) -> any ChannelHandler
     ) throws {
         _ = try pipeline.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: HTTP2AbuseGuards.connection, streamConfiguration: .init()
+            mode: .server, connectionConfiguration: HTTP2AbuseGuards.connection(maximumConcurrentStreams: maximumConcurrentStreams),
+            streamConfiguration: .init()
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(AuthorityFromHostHandler())
@@ -193,9 +201,11 @@ final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHan
 
     private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     private let makeHandler: @Sendable (HTTPProtocolVersion) -> any ChannelHandler
+    private let maximumConcurrentStreams: Int
     private var received: ByteBuffer?
 
-    init(makeHandler: @escaping @Sendable (HTTPProtocolVersion) -> any ChannelHandler) {
+    init(maximumConcurrentStreams: Int, makeHandler: @escaping @Sendable (HTTPProtocolVersion) -> any ChannelHandler) {
+        self.maximumConcurrentStreams = maximumConcurrentStreams
         self.makeHandler = makeHandler
     }
 
@@ -213,7 +223,7 @@ final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHan
         do {
             let pipeline = context.pipeline.syncOperations
             if matchesSoFar {
-                try HTTPServer.configureHTTP2(pipeline, makeHandler: makeHandler)
+                try HTTPServer.configureHTTP2(pipeline, maximumConcurrentStreams: maximumConcurrentStreams, makeHandler: makeHandler)
             } else {
                 try HTTPServer.configureHTTP1(pipeline, makeHandler: makeHandler)
             }
@@ -244,7 +254,7 @@ public enum HTTP2AbuseGuards {
     public static let maximumControlFrames = 200
     public static let controlFrameWindow: TimeAmount = .seconds(30)
 
-    static var connection: NIOHTTP2Handler.ConnectionConfiguration {
+    static func connection(maximumConcurrentStreams: Int = maximumConcurrentStreams) -> NIOHTTP2Handler.ConnectionConfiguration {
         var configuration = NIOHTTP2Handler.ConnectionConfiguration()
         configuration.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: maximumConcurrentStreams),

@@ -69,6 +69,11 @@ final class ProxyHandler: ChannelInboundHandler {
     /// A response to HEAD carries the headers of a body but never the body.
     private var isHead = false
     private var isWatch = false
+    /// A JSON watch response: one event per line, so the relay knows when it
+    /// stands between two events (Protobuf frames are not tracked).
+    private var watchEventsAreLines = false
+    /// The last body byte relayed ended an event (or none was relayed).
+    private var betweenWatchEvents = true
     /// The client-certificate check's verdict for this connection, once asked.
     private var clientCertificateAdmitted: Bool?
     /// Body bytes relayed and not yet added to ``ProxyStatistics/bytesRelayed``.
@@ -200,6 +205,7 @@ final class ProxyHandler: ChannelInboundHandler {
             return
         }
         isWatch = admitted.attributes.verb == .watch
+        watchEventsAreLines = false
         if isWatch {
             if !services.rateLimitsOff, let retryAfter = services.fairness.withLockedValue({
                 $0.rates.take(peer: admitted.peer, now: NIODeadline.now().uptimeNanoseconds)
@@ -558,6 +564,8 @@ final class ProxyHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))),
                           promise: nil)
             if isWatch && head.status == .ok {
+                watchEventsAreLines = head.headers.first(name: "content-type")?.hasPrefix("application/json") ?? false
+                betweenWatchEvents = true
                 services.operations.metrics.openWatches.add([], 1)
                 countedAsOpenWatch = true
                 let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -578,6 +586,7 @@ final class ProxyHandler: ChannelInboundHandler {
             guard machine.upstreamBody() == .forward else { return }
             unreportedBytes += buffer.readableBytes
             record?.bytes += buffer.readableBytes
+            if watchEventsAreLines, let last = buffer.readableBytesView.last { betweenWatchEvents = last == UInt8(ascii: "\n") }
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end:
             guard machine.upstreamEnd() == .forwardEnd else { return }
@@ -607,8 +616,13 @@ final class ProxyHandler: ChannelInboundHandler {
         guard source === upstream else { return }
         let closedStream = upstreamStream
         detachUpstream()
-        switch machine.upstreamClosed() {
+        switch machine.upstreamClosed(betweenWatchEvents: watchEventsAreLines && betweenWatchEvents) {
         case .none: break
+        case .endResponse:
+            // The API server's connection was lost (or it reset the stream) under an
+            // open watch: ended like a watch that timed out, the client re-watches.
+            services.statistics.withLockedValue { $0.watchesEndedByUpstreamLoss += 1 }
+            finishResponse()
         case .respondBadGateway:
             cancelTimers()
             if let stream = closedStream, let head = pendingUpstreamHead, mayResend(from: stream) {

@@ -56,6 +56,10 @@ final class ProxyOperations: Sendable {
                   "Upstream requests cancelled because their client went away.") {
             $0.upstreamCancelledByClient
         }
+        statistic("isthmus_proxy_watches_ended_by_upstream_loss_total",
+                  "Watches whose API server connection or stream was lost between two events, ended cleanly so the client re-watches.") {
+            $0.watchesEndedByUpstreamLoss
+        }
         statistic("isthmus_proxy_upstream_requests_resent_total",
                   "Requests sent again on a new connection because the keep-alive connection they went out on was closed before any answer.") {
             $0.upstreamRequestsResent
@@ -65,6 +69,17 @@ final class ProxyOperations: Sendable {
                           help: "Connections to the API server opened (TLS and ALPN done); short requests reuse HTTP/1.1 keep-alive ones.",
                           type: .counter) {
             [([], Double(upstream.withLockedValue { $0.connectionsOpened }))]
+        }
+        registry.computed("isthmus_proxy_upstream_connections",
+                          help: "Connections to the API server open now, by lane (short: get, list, discovery; watch).",
+                          type: .gauge, labels: ["lane"]) {
+            let open = upstream.withLockedValue { $0.openConnections }
+            return [(["short"], Double(open[.short] ?? 0)), (["watch"], Double(open[.watch] ?? 0))]
+        }
+        registry.computed("isthmus_proxy_upstream_goaways_received_total",
+                          help: "GOAWAY frames the API server sent on the proxy's HTTP/2 connections; new streams go to another connection.",
+                          type: .counter) {
+            [([], Double(upstream.withLockedValue { $0.goAwaysReceived }))]
         }
         registry.computed("isthmus_proxy_upstream_idle_connections_closed_total",
                           help: "Keep-alive connections to the API server closed after the idle timeout.", type: .counter) {

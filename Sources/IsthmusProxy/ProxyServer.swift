@@ -196,6 +196,9 @@ public struct ProxyStatistics: Sendable, Hashable {
     /// Requests sent again on a new connection because the keep-alive
     /// connection they went out on was closed before any answer.
     public var upstreamRequestsResent = 0
+    /// Watches whose upstream stream or connection was lost between two
+    /// events, ended to their clients as a watch that timed out.
+    public var watchesEndedByUpstreamLoss = 0
     /// Response body bytes handed to clients, added when a request ends and
     /// when a read is held (so a stalled watch is counted too).
     public var bytesRelayed = 0

@@ -124,9 +124,15 @@ struct RelayStateMachine {
         /// Closed mid-body: the response cannot end cleanly, so the client's
         /// connection (HTTP/1.1) or stream (HTTP/2) is closed and it re-requests.
         case closeClient
+        /// Closed between two whole watch events: end the client's response
+        /// as the API server ends a watch, so client-go re-watches from its
+        /// last resourceVersion (no error, no re-list).
+        case endResponse
     }
 
-    mutating func upstreamClosed() -> OnUpstreamClosed {
+    /// `betweenWatchEvents`: the response is a watch whose every relayed event
+    /// is whole, so nothing the client holds is cut.
+    mutating func upstreamClosed(betweenWatchEvents: Bool = false) -> OnUpstreamClosed {
         switch state {
         case .connecting:
             // The stream is not ours yet; its open fails and says why.
@@ -134,6 +140,9 @@ struct RelayStateMachine {
         case .awaitingHead:
             state = .idle
             return .respondBadGateway
+        case .streaming where betweenWatchEvents:
+            state = .idle
+            return .endResponse
         case .streaming:
             state = .closed
             return .closeClient

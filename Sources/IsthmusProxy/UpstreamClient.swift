@@ -362,6 +362,13 @@ final class UpstreamPool {
         }
     }
 
+    /// The API server sent GOAWAY on `id`: no new streams there (its open ones
+    /// finish); the next lease opens another connection.
+    fileprivate func goAwayReceived(_ id: UpstreamPoolState.ConnectionID) {
+        state.drain(id)
+        shared.withLockedValue { $0.goAwaysReceived += 1 }
+    }
+
     /// Closes keep-alive connections idle for longer than the idle timeout.
     private func closeIdleConnections() {
         let now = NIODeadline.now()
@@ -378,6 +385,7 @@ final class UpstreamPool {
         let lane = state.connections[id]?.lane ?? .short
         let sslContext = target.sslContexts[lane] ?? target.sslContexts[.watch]!
         let ready = eventLoop.makePromise(of: Live.Negotiated.self)
+        let pool = NIOLoopBound(self, eventLoop: eventLoop)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(target.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -399,7 +407,14 @@ final class UpstreamPool {
                                 let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                                     mode: .client, connectionConfiguration: .init(), streamConfiguration: .init(),
                                     inboundStreamInitializer: { stream in stream.close() })
-                                ready.succeed(.http2(channel, multiplexer))
+                                // Ready once the server's SETTINGS arrived (its preface, sent at once): the
+                                // streams waiting for this connection are then counted against its real limit.
+                                try channel.pipeline.syncOperations.addHandler(UpstreamConnectionObserver(
+                                    onSettings: { limit, first in
+                                        if let limit { pool.value.state.remoteStreamLimit(id, limit) }
+                                        if first { ready.succeed(.http2(channel, multiplexer)) }
+                                    },
+                                    onGoAway: { pool.value.goAwayReceived(id) }))
                             } else {
                                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                                 try channel.pipeline.syncOperations.addHandler(UpstreamIdleGuard())
@@ -409,9 +424,9 @@ final class UpstreamPool {
                     })
                 }
             }
-        // TCP connect is bounded by the bootstrap; the TLS handshake by this.
+        // TCP connect is bounded by the bootstrap; the TLS handshake and the server's first SETTINGS by this.
         let timeout = eventLoop.scheduleTask(in: target.connectTimeout) {
-            ready.fail(UpstreamFailure(.connectTimeout, "TLS handshake with the upstream took too long"))
+            ready.fail(UpstreamFailure(.connectTimeout, "the TLS handshake (or, over HTTP/2, the SETTINGS that follow it) with the upstream took too long"))
         }
         bootstrap.connect(host: target.host, port: target.port).assumeIsolated().whenComplete { result in
             switch result {
@@ -452,8 +467,13 @@ final class UpstreamPool {
                     connection = .http1(channel, idleGuard)
                 }
                 self.live[id] = connection
-                self.shared.withLockedValue { $0.connectionsOpened += 1 }
+                self.shared.withLockedValue {
+                    $0.connectionsOpened += 1
+                    $0.connectionsOpenedByLane[lane, default: 0] += 1
+                    $0.openConnections[lane, default: 0] += 1
+                }
                 connection.channel.closeFuture.assumeIsolated().whenComplete { _ in
+                    self.shared.withLockedValue { $0.openConnections[lane, default: 0] -= 1 }
                     self.live[id] = nil
                     self.served[id] = nil
                     self.idleSince[id] = nil
@@ -497,10 +517,56 @@ public struct UpstreamPoolStatistics: Sendable, Hashable {
     public var reusedRequests = 0
     /// Keep-alive connections closed by the idle timeout.
     public var idleClosed = 0
+    /// ``connectionsOpened`` by lane: watch connections open on demand.
+    public var connectionsOpenedByLane: [UpstreamLane: Int] = [:]
+    /// Connections open now, by lane.
+    public var openConnections: [UpstreamLane: Int] = [:]
+    /// GOAWAY frames received from the API server.
+    public var goAwaysReceived = 0
     public init(connectionsOpened: Int = 0, reusedRequests: Int = 0, idleClosed: Int = 0) {
         self.connectionsOpened = connectionsOpened
         self.reusedRequests = reusedRequests
         self.idleClosed = idleClosed
+    }
+}
+
+/// Reads the frames of stream 0 on an upstream HTTP/2 connection (they pass
+/// the multiplexer to the connection's pipeline):
+/// - SETTINGS_MAX_CONCURRENT_STREAMS, so the pool's stream budget per connection
+///   is the API server's, not a constant: beyond it NIO would hold a new stream's
+///   HEADERS until another ends, and a watch opened there would wait for one to close;
+/// - GOAWAY, so the pool sends new streams to another connection at once
+///   instead of finding out when opening one fails (a 503 for that request);
+///   the streams already open finish.
+final class UpstreamConnectionObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias InboundOut = HTTP2Frame
+
+    /// Each SETTINGS (not its ACK): the limit it sets, if it sets one, and
+    /// whether it is the server's first.
+    private let onSettings: (_ maxConcurrentStreams: Int?, _ first: Bool) -> Void
+    private let onGoAway: () -> Void
+    private var seenFirst = false
+
+    init(onSettings: @escaping (_ maxConcurrentStreams: Int?, _ first: Bool) -> Void,
+         onGoAway: @escaping () -> Void) {
+        self.onSettings = onSettings
+        self.onGoAway = onGoAway
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .settings(.settings(let settings)):
+            let first = !seenFirst
+            seenFirst = true
+            onSettings(settings.last(where: { $0.parameter == .maxConcurrentStreams })?.value, first)
+        case .goAway:
+            onGoAway()
+        default:
+            break
+        }
+        context.fireChannelRead(data)
     }
 }
 

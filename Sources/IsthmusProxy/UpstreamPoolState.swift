@@ -27,8 +27,10 @@ public struct UpstreamPoolLimits: Sendable, Hashable {
     /// event loop, above the explicit ``WatchBudget`` limits (10,000 by
     /// default), so that this is a backstop, never the ceiling.
     public var watchConnections = 64
-    /// Concurrent streams the proxy opens on one HTTP/2 connection (kube-apiserver
-    /// allows 100 by default, and so does NIO).
+    /// Concurrent streams assumed on an HTTP/2 connection until the API server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS says how many it allows (kube-apiserver's
+    /// `--http2-max-streams-per-connection`, Go's default 250): from then on that
+    /// is the connection's budget, and the assumption for the lane's next ones.
     public var streamsPerConnection = 100
     /// Idle HTTP/1.1 keep-alive connections kept per event loop; one more is
     /// closed when its request ends, so a burst does not leave sockets behind.
@@ -62,6 +64,8 @@ struct UpstreamPoolState {
         var state: ConnectionState
         /// Streams leased (including those waiting for the connection to be ready).
         var streams: Int
+        /// SETTINGS_MAX_CONCURRENT_STREAMS from the API server, once received.
+        var streamLimit: Int? = nil
     }
 
     enum LeaseDecision: Equatable {
@@ -85,20 +89,34 @@ struct UpstreamPoolState {
     /// used last. The last is reused first, so the others stay idle long
     /// enough to be closed by the idle timeout after a burst.
     private(set) var idle: [UpstreamLane: [ConnectionID]] = [:]
+    /// The API server's last SETTINGS_MAX_CONCURRENT_STREAMS per lane: what a
+    /// connection that has not sent its own yet is assumed to allow.
+    private(set) var learnedStreamLimit: [UpstreamLane: Int] = [:]
 
     init(limits: UpstreamPoolLimits) {
         self.limits = limits
     }
 
     private func capacity(_ connection: Connection) -> Int {
-        switch connection.state {
+        let http2Streams = connection.streamLimit ?? learnedStreamLimit[connection.lane] ?? limits.streamsPerConnection
+        return switch connection.state {
         case .ready(.http1): 1
-        case .ready(.http2): limits.streamsPerConnection
+        case .ready(.http2): http2Streams
         // Optimistic: an unknown connection is assumed to be HTTP/2 unless the
         // upstream already showed it is not.
-        case .connecting: upstreamProtocol[connection.lane] == .http1 ? 1 : limits.streamsPerConnection
+        case .connecting: upstreamProtocol[connection.lane] == .http1 ? 1 : http2Streams
         case .draining: 0
         }
+    }
+
+    /// The API server's SETTINGS_MAX_CONCURRENT_STREAMS on `id`: the budget of
+    /// that connection from now on (streams already over it finish; NIO holds
+    /// their HEADERS until one ends), and the lane's assumption for new ones.
+    mutating func remoteStreamLimit(_ id: ConnectionID, _ limit: Int) {
+        guard let lane = connections[id]?.lane else { return }
+        let limit = max(0, limit)
+        connections[id]?.streamLimit = limit
+        learnedStreamLimit[lane] = max(1, limit)
     }
 
     /// Leases a stream in `lane`: the least-loaded connection with room, so load
@@ -146,6 +164,12 @@ struct UpstreamPoolState {
     mutating func connected(_ id: ConnectionID, protocol: UpstreamProtocol) -> Int {
         guard var connection = connections[id] else { return 0 }
         upstreamProtocol[connection.lane] = `protocol`
+        // A GOAWAY before it was ready: it serves none of its waiters.
+        guard connection.state != .draining else {
+            connection.streams = 0
+            connections[id] = connection
+            return 0
+        }
         connection.state = .ready(`protocol`)
         let served = min(connection.streams, capacity(connection))
         connection.streams = served

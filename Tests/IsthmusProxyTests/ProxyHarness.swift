@@ -37,10 +37,12 @@ struct ProxyHarness {
         upstreamTokens: [String: String] = [proxySAToken: "system:serviceaccount:isthmus:proxy"],
         tokenFileContent: String = proxySAToken + "\n",
         upstreamURL: ((FakeAPIServer) -> String)? = nil,
-        configure: (inout ProxyConfiguration) -> Void = { _ in }
+        configure: (inout ProxyConfiguration) -> Void = { _ in },
+        configureUpstream: (inout FakeAPIServer.Configuration) -> Void = { _ in }
     ) async throws -> ProxyHarness {
         var upstreamConfiguration = FakeAPIServer.Configuration(tokens: upstreamTokens)
         upstreamConfiguration.threads = 1
+        configureUpstream(&upstreamConfiguration)
         let upstream = try await FakeAPIServer.start(upstreamConfiguration)
         do {
             try seed(upstream)

@@ -98,6 +98,17 @@ struct RelayStateMachineTests {
         #expect(ended.upstreamClosed() == .none)
     }
 
+    @Test("an upstream lost between two watch events ends the response cleanly; before a head it is still a 502")
+    func upstreamLostBetweenWatchEvents() {
+        var machine = streaming()
+        #expect(machine.upstreamClosed(betweenWatchEvents: true) == .endResponse)
+        #expect(machine.state == .idle)
+        var waiting = RelayStateMachine()
+        waiting.admitted()
+        _ = waiting.upstreamOpened()
+        #expect(waiting.upstreamClosed(betweenWatchEvents: true) == .respondBadGateway)
+    }
+
     @Test("the watch limit ends a streaming response cleanly, once")
     func watchDeadline() {
         var machine = streaming()

@@ -26,6 +26,29 @@ struct UpstreamPoolStateTests {
         #expect(pool.lease(.short) == .wait(1))
     }
 
+    @Test("the API server's SETTINGS_MAX_CONCURRENT_STREAMS is the connection's budget, and the lane's next assumption")
+    func streamBudgetFromSettings() {
+        var pool = UpstreamPoolState(limits: poolLimits(watch: 8, streams: 3))
+        #expect(pool.lease(.watch) == .open(0))
+        #expect(pool.connected(0, protocol: .http2) == 1)
+        // The server allows 5, not the 3 assumed: four more fit on connection 0.
+        pool.remoteStreamLimit(0, 5)
+        for _ in 0..<4 { #expect(pool.lease(.watch) == .use(0)) }
+        #expect(pool.lease(.watch) == .open(1))
+        // A new connection is assumed to allow what the last SETTINGS said.
+        for _ in 0..<4 { #expect(pool.lease(.watch) == .wait(1)) }
+        #expect(pool.lease(.watch) == .open(2))
+        // A server lowering its limit: no new stream until the open ones are under it.
+        pool.remoteStreamLimit(0, 2)
+        #expect(pool.streams(on: 0) == 5)
+        for _ in 0..<3 { pool.released(0) }
+        // 0 is at its 2; 1 is assumed to allow 2 now and holds 5; 2 holds 1 of 2.
+        #expect(pool.lease(.watch) == .wait(2))
+        #expect(pool.lease(.watch) == .open(3))
+        pool.released(0)
+        #expect(pool.lease(.watch) == .use(0))
+    }
+
     @Test("a full lane is exhausted; a released stream makes room")
     func exhausted() {
         var pool = UpstreamPoolState(limits: poolLimits(short: 1, streams: 2))
