@@ -89,7 +89,7 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "How often the API server's /readyz is probed for this proxy's /readyz, e.g. 5s (default 5s).")
     var readinessProbeInterval: String?
 
-    @Option(help: "Upstream HTTP/2 connections for watches per event loop at most, opened as needed, each carrying up to 100 watches (default 64): a backstop above --max-watches, not a limit to tune.")
+    @Option(help: "Upstream HTTP/2 connections for watches per event loop at most, opened as needed, each carrying as many watches as the API server allows (its SETTINGS_MAX_CONCURRENT_STREAMS; default 64 connections): a backstop above --max-watches, not a limit to tune.")
     var upstreamWatchConnections: String?
 
     @Option(help: "Protocol of short requests (get, list, discovery) to the API server: 'http1.1' (keep-alive connections, one request at a time each, as nginx does) or 'h2' (streams on shared HTTP/2 connections). Watches always prefer h2 (default http1.1).")
