@@ -99,7 +99,7 @@ final class ProxyHandler: ChannelInboundHandler {
     private var queuedTicket: PeerFairQueue<QueuedShortRequest>.Ticket?
     /// What starts the request once its slot is granted. Boxed: it is set only
     /// while a short request waits, and inline it would add 321 bytes to every
-    /// handler, each open watch's included (heaptrack: 1,352 → 1,048 bytes).
+    /// handler, each open watch's included (heaptrack: about 1,350 → 1,050 bytes).
     private var queuedStart: QueuedStart?
     private var queueTimer: Scheduled<Void>?
     /// A 429 waiting for ``ProxyServices/refusalDelay``; cancelled if the client leaves first.
