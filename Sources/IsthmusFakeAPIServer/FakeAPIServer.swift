@@ -142,9 +142,6 @@ public final class FakeAPIServer: Sendable {
         return channels.count
     }
 
-    /// Connections open now (HTTP/1.1 and HTTP/2).
-    public var openConnectionCount: Int { core.openConnections.withLockedValue { $0.count } }
-
     public func shutdown() async throws {
         try? await server.close()
         try await group.shutdownGracefully()

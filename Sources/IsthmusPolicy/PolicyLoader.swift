@@ -303,8 +303,9 @@ struct PolicyFileCompiler {
             // keys that are not scalars ("<uncovertable>") never compare, and `1` and
             // "1" are different keys with the same text. Then the key it points at
             // depends on hashing, so the place is left out rather than reported at random.
-            let placeIsDefinite = !duplicates.contains("<uncovertable>") && Set(duplicates).count == duplicates.count
-            let names = duplicates.map { $0 == "<uncovertable>" ? "(a key that is not a string)" : $0 }
+            let notAString = "<uncovertable>"  // Yams' name for such a key, spelled as Yams spells it
+            let placeIsDefinite = !duplicates.contains(notAString) && Set(duplicates).count == duplicates.count
+            let names = duplicates.map { $0 == notAString ? "(a key that is not a string)" : $0 }
             problems.append(PolicyProblem(
                 file: file, line: placeIsDefinite ? context.mark.line : 0,
                 column: placeIsDefinite ? context.mark.column : 0, field: "",

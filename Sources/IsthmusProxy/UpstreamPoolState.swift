@@ -164,13 +164,8 @@ struct UpstreamPoolState {
     mutating func connected(_ id: ConnectionID, protocol: UpstreamProtocol) -> Int {
         guard var connection = connections[id] else { return 0 }
         upstreamProtocol[connection.lane] = `protocol`
-        // A GOAWAY before it was ready: it serves none of its waiters.
-        guard connection.state != .draining else {
-            connection.streams = 0
-            connections[id] = connection
-            return 0
-        }
-        connection.state = .ready(`protocol`)
+        // A GOAWAY before it was ready keeps it draining: no capacity, so it serves none of its waiters.
+        if connection.state != .draining { connection.state = .ready(`protocol`) }
         let served = min(connection.streams, capacity(connection))
         connection.streams = served
         connections[id] = connection

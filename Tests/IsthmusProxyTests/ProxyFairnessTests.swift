@@ -38,7 +38,7 @@ struct ProxyFairnessTests {
     }
 
     private func metrics(_ h: ProxyHarness) async -> String {
-        (try? await h.run(ProxyHarness.curlPath, ["-sS", "http://127.0.0.1:\(h.proxy.adminPort ?? 0)/metrics"]).stdout) ?? ""
+        (try? await h.admin("/metrics").body) ?? ""
     }
 
     @Test("a flooding peer is held to the in-flight bound and its queue (429 with Retry-After beyond); another peer is served meanwhile")

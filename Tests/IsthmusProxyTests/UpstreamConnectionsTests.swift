@@ -22,29 +22,18 @@ struct UpstreamConnectionsTests {
             },
             configureUpstream: { $0.maximumConcurrentStreams = 5 })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var clients: [WatchClient] = []
-        for index in 0..<12 {
-            clients.append(try await WatchClient.open(
-                group: group, port: h.proxy.port, caPEM: h.proxy.certificates.caCertificatePEM, http2: true,
-                target: "/api/v1/namespaces/demo/services?watch=1&resourceVersion=0&w=\(index)", token: h.peerToken))
-        }
+        let clients = try await openWatches(h, group: group, http2: Array(repeating: true, count: 12), tag: "w")
         await eventually("all 12 watches are open upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 12 }
-        await eventually("every client has its watch's first events", deadline: .seconds(30)) {
-            clients.allSatisfy { client in
-                client.received.withLockedValue { $0.head?.status == .ok && $0.tail(4096).contains(#""type":"ADDED""#) }
-            }
-        }
+        await eventually("every client has its watch's first events", deadline: .seconds(30)) { allHaveTheirFirstEvents(clients) }
         #expect(h.upstream.openWatchCount == 12)
         // Counted by the proxy's watch lane: the readiness probe's short connections are apart.
         let statistics = try await h.proxy.upstreamStatistics()
         #expect(statistics.connectionsOpenedByLane[.watch] == 3, "watch connections opened for 12 watches at 5 streams each: \(statistics)")
         #expect(statistics.openConnections[.watch] == 3, "\(statistics)")
-        let exposition = try await h.run(ProxyHarness.curlPath, ["-sS", "http://127.0.0.1:\(h.proxy.adminPort ?? 0)/metrics"]).stdout
-        #expect(exposition.contains("isthmus_proxy_upstream_connections{lane=\"watch\"} 3\n"), "\(exposition)")
-        for client in clients { try? await client.connection.close() }
+        #expect(try await h.scrape()[#"isthmus_proxy_upstream_connections{lane="watch"}"#] == 3)
+        await close(clients, group)
         await eventually("the watches end upstream", deadline: .seconds(30)) { h.upstream.openWatchCount == 0 }
         // The watch connections stay open, idle, until the idle timeout or shutdown.
-        try? await group.shutdownGracefully()
         await h.stop()
     }
 
@@ -60,6 +49,11 @@ struct UpstreamConnectionsTests {
                 target: "/api/v1/namespaces/demo/services?watch=1&resourceVersion=0&\(tag)=\(index)", token: h.peerToken))
         }
         return clients
+    }
+
+    private func close(_ clients: [WatchClient], _ group: MultiThreadedEventLoopGroup) async {
+        for client in clients { try? await client.connection.close() }
+        try? await group.shutdownGracefully()
     }
 
     private func allHaveTheirFirstEvents(_ clients: [WatchClient]) -> Bool {
@@ -91,8 +85,7 @@ struct UpstreamConnectionsTests {
             (clients + late).allSatisfy { $0.received.withLockedValue { $0.tail(8192).contains("after-goaway") } }
         }
         #expect((clients + late).allSatisfy { !$0.received.withLockedValue(\.ended) })
-        for client in clients + late { try? await client.connection.close() }
-        try? await group.shutdownGracefully()
+        await close(clients + late, group)
         await h.stop()
     }
 
@@ -115,13 +108,11 @@ struct UpstreamConnectionsTests {
             clients.allSatisfy { $0.received.withLockedValue(\.ended) }
         }
         #expect(h.proxy.statistics.watchesEndedByUpstreamLoss == 3)
-        let exposition = try await h.run(ProxyHarness.curlPath, ["-sS", "http://127.0.0.1:\(h.proxy.adminPort ?? 0)/metrics"]).stdout
-        #expect(exposition.contains("isthmus_proxy_watches_ended_by_upstream_loss_total 3\n"), "\(exposition)")
+        #expect(try await h.scrape()["isthmus_proxy_watches_ended_by_upstream_loss_total"] == 3)
         // The client's next watch gets a new upstream connection.
         let again = try await openWatches(h, group: group, http2: [true, false], tag: "again")
         await eventually("the watches opened afterwards are served", deadline: .seconds(30)) { allHaveTheirFirstEvents(again) }
-        for client in clients + again { try? await client.connection.close() }
-        try? await group.shutdownGracefully()
+        await close(clients + again, group)
         await h.stop()
     }
 }

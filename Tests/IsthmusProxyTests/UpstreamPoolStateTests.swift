@@ -49,6 +49,17 @@ struct UpstreamPoolStateTests {
         #expect(pool.lease(.watch) == .use(0))
     }
 
+    @Test("a GOAWAY before the connection was ready: it serves none of its waiters, the next lease opens another")
+    func goAwayWhileConnecting() {
+        var pool = UpstreamPoolState(limits: poolLimits(watch: 8, streams: 3))
+        #expect(pool.lease(.watch) == .open(0))
+        #expect(pool.lease(.watch) == .wait(0))
+        pool.drain(0)
+        #expect(pool.connected(0, protocol: .http2) == 0)
+        #expect(pool.streams(on: 0) == 0)
+        #expect(pool.lease(.watch) == .open(1))
+    }
+
     @Test("a full lane is exhausted; a released stream makes room")
     func exhausted() {
         var pool = UpstreamPoolState(limits: poolLimits(short: 1, streams: 2))
