@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import IsthmusFakeAPIServer
 import IsthmusHTTP
+import IsthmusKubeTypes
 
 /// `isthmus apiserver`: the embedded, in-memory Kubernetes API server on its own.
 struct APIServerCommand: AsyncParsableCommand {
@@ -74,7 +75,7 @@ struct APIServerCommand: AsyncParsableCommand {
     static func kubeconfig(server: String, caPEM: String?, token: String) -> String {
         var cluster = "    server: \(server)\n"
         if let caPEM {
-            cluster += "    certificate-authority-data: \(Data(caPEM.utf8).base64EncodedString())\n"
+            cluster += "    certificate-authority-data: \(Base64.encodeStandard(caPEM.utf8))\n"
         }
         return """
             apiVersion: v1

@@ -49,7 +49,7 @@ public struct SecretObject: Sendable, Hashable {
         guard let name = json.value(at: ["metadata", "name"])?.stringValue else { return nil }
         var data: [String: [UInt8]] = [:]
         for (key, value) in json["data"]?.objectValue ?? [] {
-            guard let text = value.stringValue, let bytes = Base64.decode(text) else { return nil }
+            guard let text = value.stringValue, let bytes = Base64.decodeStandard(text.utf8) else { return nil }
             data[key] = bytes
         }
         self.init(
@@ -70,7 +70,7 @@ public struct SecretObject: Sendable, Hashable {
         return .object([
             ("apiVersion", .string("v1")), ("kind", .string("Secret")), ("metadata", .object(metadata)),
             ("type", .string(type)),
-            ("data", .object(data.keys.sorted().map { ($0, .string(Base64.encode(data[$0] ?? []))) })),
+            ("data", .object(data.keys.sorted().map { ($0, .string(Base64.encodeStandard(data[$0] ?? []))) })),
         ])
     }
 

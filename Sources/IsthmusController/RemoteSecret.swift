@@ -83,7 +83,7 @@ public struct RemoteKubeconfig: Sendable, Hashable {
         func seq(_ nodes: [Node]) -> Node { .sequence(Node.Sequence(nodes)) }
         var cluster: [(Node, Node)] = [("server", q(server))]
         if let caPEM, !insecureSkipTLSVerify {
-            cluster.append(("certificate-authority-data", q(Base64.encode(Array(caPEM.utf8)))))
+            cluster.append(("certificate-authority-data", q(Base64.encodeStandard(caPEM.utf8))))
         }
         if insecureSkipTLSVerify { cluster.append(("insecure-skip-tls-verify", Node("true", Tag(.bool)))) }
         let root = map([
@@ -114,7 +114,7 @@ public struct RemoteKubeconfig: Sendable, Hashable {
         else { return nil }
         var caPEM: String? = nil
         if let data = cluster["certificate-authority-data"]?.string {
-            guard let bytes = Base64.decode(data) else { return nil }
+            guard let bytes = Base64.decodeStandard(data.utf8) else { return nil }
             caPEM = String(decoding: bytes, as: UTF8.self)
         }
         self.init(name: context, server: server, caPEM: caPEM,
@@ -127,7 +127,7 @@ public struct RemoteKubeconfig: Sendable, Hashable {
 /// (see ``RemoteSecretRenderer/reusableToken(in:peerClusterUUID:now:)``).
 func unverifiedClaims(of token: String) -> TokenClaims? {
     let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count == 3, let payload = Base64.decode(parts[1], urlSafe: true),
+    guard parts.count == 3, let payload = Base64.decodeURL(parts[1].utf8),
         let json = try? JSON(parsing: payload),
         let sub = json["sub"]?.stringValue, let aud = json["aud"]?.stringValue,
         let scopeText = json["scope"]?.stringValue, let scope = TokenScope(rawValue: scopeText),

@@ -88,7 +88,7 @@ enum ProtobufBody {
             switch field {
             case 1: metadata = try objectMeta(try value.message())
             case 2: let (k, v) = try mapEntry(try value.message()); data.append((k, .string(String(decoding: v, as: UTF8.self))))
-            case 3: let (k, v) = try mapEntry(try value.message()); binaryData.append((k, .string(Data(v).base64EncodedString())))
+            case 3: let (k, v) = try mapEntry(try value.message()); binaryData.append((k, .string(Base64.encodeStandard(v))))
             case 4: immutable = try value.varint() != 0
             default: break
             }
@@ -109,7 +109,7 @@ enum ProtobufBody {
         while let (field, value) = try reader.next() {
             switch field {
             case 1: metadata = try objectMeta(try value.message())
-            case 2: let (k, v) = try mapEntry(try value.message()); data.append((k, .string(Data(v).base64EncodedString())))
+            case 2: let (k, v) = try mapEntry(try value.message()); data.append((k, .string(Base64.encodeStandard(v))))
             case 3: type = try value.string()
             case 4: let (k, v) = try mapEntry(try value.message()); stringData.append((k, .string(String(decoding: v, as: UTF8.self))))
             case 5: immutable = try value.varint() != 0

@@ -164,14 +164,11 @@ public struct Store: Sendable {
 
     static func encodeContinue(rv: UInt64, start: String) -> String {
         let json = JSON.object([("v", .string("meta.k8s.io/v1")), ("rv", .number(String(rv))), ("start", .string(start))])
-        return Data(json.bytes()).base64EncodedString()
-            .replacingOccurrences("+", "-").replacingOccurrences("/", "_").replacingOccurrences("=", "")
+        return Base64.encodeURL(json.bytes())
     }
 
     static func decodeContinue(_ token: String) -> (rv: UInt64, start: String)? {
-        var b64 = token.replacingOccurrences("-", "+").replacingOccurrences("_", "/")
-        while b64.count % 4 != 0 { b64 += "=" }
-        guard let data = Data(base64Encoded: b64), let json = try? JSON(parsing: Array(data)),
+        guard let data = Base64.decodeURL(token.utf8), let json = try? JSON(parsing: data),
               let rv = json["rv"]?.intValue, rv >= 0, let start = json["start"]?.stringValue
         else { return nil }
         return (UInt64(rv), start)

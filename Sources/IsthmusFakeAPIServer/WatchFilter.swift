@@ -88,7 +88,7 @@ public struct WatchFilter: Sendable {
             }
             metadata.append(("annotations", .object([
                 ("k8s.io/initial-events-end", .string("true")),
-                ("kubernetes.io/initial-events-list-blueprint", .string(Base64.encode(Array(blueprint.utf8)))),
+                ("kubernetes.io/initial-events-list-blueprint", .string(Base64.encodeStandard(blueprint.utf8))),
             ])))
         }
         var object: JSON
@@ -104,27 +104,5 @@ public struct WatchFilter: Sendable {
             }
         }
         return WatchEventEncoding.encode(type: .bookmark, object: object)
-    }
-}
-
-enum Base64 {
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-    static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        var i = 0
-        while i + 3 <= bytes.count {
-            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
-            i += 3
-        }
-        let rest = bytes.count - i
-        if rest == 1 {
-            let n = UInt32(bytes[i]) << 16
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], 61, 61]
-        } else if rest == 2 {
-            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], 61]
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -245,7 +245,7 @@ public final class KubeClient: Sendable {
                 throw .transport("no token: \(error)")
             }
         case .basic(let username, let password):
-            let encoded = Data("\(username):\(password)".utf8).base64EncodedString()
+            let encoded = Base64.encodeStandard("\(username):\(password)".utf8)
             request.headers.add(name: "Authorization", value: "Basic \(encoded)")
         }
         if let body {

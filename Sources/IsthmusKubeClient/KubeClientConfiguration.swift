@@ -1,4 +1,5 @@
 import Foundation
+import IsthmusKubeTypes
 import NIOSSL
 import Yams
 
@@ -202,10 +203,11 @@ extension KubeClientConfiguration {
         /// `KEY-data` (base64) or `KEY` (a file path), as kubeconfig spells both forms.
         func pem(_ map: [String: Any], _ key: String, _ field: String) throws(KubeConfigError) -> [UInt8]? {
             if let encoded = try string(map, key + "-data", field) {
-                guard let data = Data(base64Encoded: encoded, options: .ignoreUnknownCharacters) else {
+                // As Go's encoding/json reads a []byte: standard Base64, line breaks ignored.
+                guard let bytes = Base64.decodeStandard(encoded.utf8.filter { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") }) else {
                     throw fail("\(field).\(key)-data", "not base64")
                 }
-                return Array(data)
+                return bytes
             }
             if let relative = try string(map, key, field) {
                 return try readFile(path(relative), file: file, field: "\(field).\(key)")

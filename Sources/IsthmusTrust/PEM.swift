@@ -1,3 +1,5 @@
+import IsthmusKubeTypes
+
 /// One textual encoding block (RFC 7468): a label and the DER bytes inside.
 ///
 /// Deckhouse stores keys as PEM and, during a key rotation, a peer's

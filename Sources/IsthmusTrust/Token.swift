@@ -1,3 +1,5 @@
+import IsthmusKubeTypes
+
 /// What a token may be used for. One token, one scope: a token minted for the
 /// public API of a peer cannot read its private metadata, and vice versa.
 /// The raw values are the strings Deckhouse's istio module puts in `scope`.

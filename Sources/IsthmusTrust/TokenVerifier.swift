@@ -1,4 +1,5 @@
 import Crypto
+import IsthmusKubeTypes
 
 /// Why a token was refused: the proxy answers 401 and counts the reason.
 ///

@@ -1,4 +1,5 @@
 import Crypto
+import IsthmusKubeTypes
 import Testing
 @testable import IsthmusTrust
 

@@ -1,4 +1,4 @@
-/// Strict Base64 codecs for the two alphabets this module meets.
+/// The one Base64 of Isthmus: strict codecs for the two alphabets it meets.
 ///
 /// - `base64url` without padding (RFC 4648 §5, as RFC 7515 §2 requires for
 ///   every part of a compact JWS).
@@ -15,7 +15,7 @@
 /// one is lenient (it ignores unknown characters with some options and accepts
 /// non-zero trailing bits) and because the token path should not allocate a
 /// `Data` per part.
-enum Base64 {
+public enum Base64 {
     /// 0...63 for alphabet characters, 0xFF otherwise.
     private static let urlTable: [UInt8] = makeTable(plus: UInt8(ascii: "-"), slash: UInt8(ascii: "_"))
     private static let standardTable: [UInt8] = makeTable(plus: UInt8(ascii: "+"), slash: UInt8(ascii: "/"))
@@ -37,29 +37,29 @@ enum Base64 {
     // MARK: base64url, no padding
 
     /// True when every byte is in the base64url alphabet (no `=`, no whitespace).
-    static func isURLAlphabet<C: Collection<UInt8>>(_ bytes: C) -> Bool {
+    public static func isURLAlphabet<C: Collection<UInt8>>(_ bytes: C) -> Bool {
         let table = urlTable
         for b in bytes where table[Int(b)] == 0xFF { return false }
         return true
     }
 
     /// Decodes unpadded base64url; nil when the input is not canonical.
-    static func decodeURL<C: BidirectionalCollection<UInt8>>(_ input: C) -> [UInt8]? {
+    public static func decodeURL<C: BidirectionalCollection<UInt8>>(_ input: C) -> [UInt8]? {
         decode(input, table: urlTable, padded: false)
     }
 
-    static func encodeURL<C: Collection<UInt8>>(_ bytes: C) -> String {
+    public static func encodeURL<C: Collection<UInt8>>(_ bytes: C) -> String {
         encode(bytes, alphabet: urlAlphabet, padded: false)
     }
 
     // MARK: standard, padded
 
     /// Decodes padded standard Base64; nil when the input is not canonical.
-    static func decodeStandard<C: BidirectionalCollection<UInt8>>(_ input: C) -> [UInt8]? {
+    public static func decodeStandard<C: BidirectionalCollection<UInt8>>(_ input: C) -> [UInt8]? {
         decode(input, table: standardTable, padded: true)
     }
 
-    static func encodeStandard<C: Collection<UInt8>>(_ bytes: C) -> String {
+    public static func encodeStandard<C: Collection<UInt8>>(_ bytes: C) -> String {
         encode(bytes, alphabet: standardAlphabet, padded: true)
     }
 
