@@ -51,6 +51,29 @@ import Testing
         #expect(!String(describing: first).contains("abc.def"))
     }
 
+    /// A `-data` field reads as Go's encoding/json reads a []byte: line breaks
+    /// inside the Base64 are ignored, nothing else is.
+    @Test func dataFieldsWithLineBreaks() throws {
+        let encoded = Data(Self.certificates.caCertificatePEM.utf8).base64EncodedString()
+        let wrapped = stride(from: 0, to: encoded.count, by: 76).map { start in
+            let from = encoded.index(encoded.startIndex, offsetBy: start)
+            return String(encoded[from..<(encoded.index(from, offsetBy: 76, limitedBy: encoded.endIndex) ?? encoded.endIndex)])
+        }
+        #expect(wrapped.count > 1)
+        let yaml = """
+            current-context: x
+            contexts: [{name: x, context: {cluster: c}}]
+            clusters:
+            - name: c
+              cluster:
+                server: https://x
+                certificate-authority-data: |
+            \(wrapped.map { "      " + $0 }.joined(separator: "\n"))
+            """
+        let config = try KubeClientConfiguration.kubeconfig(yaml: yaml, file: "kc.yaml")
+        #expect(config.certificateAuthorityPEM == Array(Self.certificates.caCertificatePEM.utf8))
+    }
+
     @Test func fileFieldsRelativeToTheKubeconfig() throws {
         let c = Self.certificates
         let dir = try TemporaryDirectory()
@@ -105,6 +128,8 @@ import Testing
         ("current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\nclusters: [{name: c, cluster: {server: ftp://x}}]", "clusters[c].cluster.server"),
         ("current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\nclusters: [{name: c, cluster: {server: https://x, certificate-authority-data: bm90IGEgY2VydA==}}]",
          "clusters[c].cluster.certificate-authority"),
+        ("current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\nclusters: [{name: c, cluster: {server: https://x, certificate-authority-data: 'bm90IGEg*2VydA=='}}]",
+         "clusters[c].cluster.certificate-authority-data"),
         ("current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\nclusters: [{name: c, cluster: {server: https://x, certificate-authority: /nonexistent/ca.crt}}]",
          "clusters[c].cluster.certificate-authority"),
         ("current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\nclusters: [{name: c, cluster: {server: https://x, insecure-skip-tls-verify: maybe}}]",
