@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "IsthmusPolicy", targets: ["IsthmusPolicy"]),
         .library(name: "IsthmusKubeTypes", targets: ["IsthmusKubeTypes"]),
         .library(name: "IsthmusHTTP", targets: ["IsthmusHTTP"]),
+        .library(name: "IsthmusLogging", targets: ["IsthmusLogging"]),
         .library(name: "IsthmusFakeAPIServer", targets: ["IsthmusFakeAPIServer"]),
         .library(name: "IsthmusAdmission", targets: ["IsthmusAdmission"]),
         .library(name: "IsthmusProxy", targets: ["IsthmusProxy"]),
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // Kubernetes request parsing: method + request target -> RequestAttributes,
@@ -72,6 +74,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]),
+        // swift-log's handler for every service: JSON lines or terminal text on
+        // standard error, bootstrapped once by the command that runs.
+        .target(
+            name: "IsthmusLogging",
+            dependencies: [
+                "IsthmusKubeTypes",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         // In-memory Kubernetes API server: the upstream for dev mode, tests, benchmarks.
         .target(
             name: "IsthmusFakeAPIServer",
@@ -95,6 +106,7 @@ let package = Package(
             name: "IsthmusProxy",
             dependencies: [
                 "IsthmusAdmission", "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy", "IsthmusKubeTypes", "IsthmusHTTP",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -129,6 +141,7 @@ let package = Package(
             name: "IsthmusMetadata",
             dependencies: [
                 "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP", "IsthmusKubeClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -142,6 +155,7 @@ let package = Package(
             name: "IsthmusControllerService",
             dependencies: [
                 "IsthmusController", "IsthmusKubeClient", "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -154,7 +168,8 @@ let package = Package(
             dependencies: [
                 "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusProxy", "IsthmusMetadata",
-                "IsthmusControllerService", "IsthmusController", "IsthmusKubeClient",
+                "IsthmusControllerService", "IsthmusController", "IsthmusKubeClient", "IsthmusLogging",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]),
@@ -187,6 +202,12 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
         .testTarget(
+            name: "IsthmusLoggingTests",
+            dependencies: [
+                "IsthmusLogging", "IsthmusKubeTypes",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
             name: "IsthmusKubeTypesTests",
             dependencies: ["IsthmusKubeTypes"]),
         .testTarget(
@@ -203,6 +224,8 @@ let package = Package(
             name: "IsthmusFakeAPIServerTests",
             dependencies: [
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusKubeTypes",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -243,12 +266,16 @@ let package = Package(
             dependencies: ["IsthmusTestSupport",
                 "IsthmusMetadata", "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP", "IsthmusKubeClient",
                 "IsthmusFakeAPIServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ]),
         .testTarget(
             name: "IsthmusControllerServiceTests",
             dependencies: ["IsthmusTestSupport",
                 "IsthmusControllerService", "IsthmusController", "IsthmusKubeClient", "IsthmusKubeTypes", "IsthmusTrust",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusMetadata", "IsthmusProxy",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ]),
         // Runs the built `isthmus` binary as an operator would.
         .testTarget(

@@ -4,6 +4,7 @@ import Foundation
 import IsthmusFakeAPIServer
 import IsthmusHTTP
 import IsthmusKubeTypes
+import Synchronization
 
 /// `isthmus apiserver`: the embedded, in-memory Kubernetes API server on its own.
 struct APIServerCommand: AsyncParsableCommand {
@@ -48,6 +49,7 @@ struct APIServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let termination = TerminationSignal.install()
         guard let (host, port) = Self.split(listen) else { throw ExitCode.validationFailure }
         var config = FakeAPIServer.Configuration(tokens: Dictionary(tokens.enumerated().map { ($1, "user-\($0)") }, uniquingKeysWith: { a, _ in a }))
         config.host = host
@@ -66,7 +68,7 @@ struct APIServerCommand: AsyncParsableCommand {
             try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: kubeconfigOut)
         }
         printError("isthmus apiserver: serving \(url)" + (kubeconfigOut.map { " (kubeconfig: \($0))" } ?? ""))
-        await Self.waitForTerminationSignal()
+        await termination.wait()
         printError("isthmus apiserver: shutting down")
         try await server.shutdown()
     }
@@ -96,32 +98,50 @@ struct APIServerCommand: AsyncParsableCommand {
 
             """
     }
-
-    static func waitForTerminationSignal() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let once = SignalOnce(continuation)
-            for sig in [SIGINT, SIGTERM] {
-                signal(sig, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-                source.setEventHandler { once.fire() }
-                source.resume()
-                once.keep(source)
-            }
-        }
-    }
 }
 
-private final class SignalOnce: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<Void, Never>?
+/// SIGINT or SIGTERM, caught from the moment ``install()`` returns: a
+/// command installs it before it says "serving", so a signal sent as soon as
+/// that line appears is a graceful shutdown, never the default (fatal) action.
+/// `@unchecked`: `sources` never changes after `init`; it only keeps the
+/// dispatch sources alive.
+final class TerminationSignal: @unchecked Sendable {
+    private struct State {
+        var fired = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
     private var sources: [any DispatchSourceSignal] = []
-    init(_ c: CheckedContinuation<Void, Never>) { continuation = c }
-    func keep(_ s: any DispatchSourceSignal) { lock.lock(); sources.append(s); lock.unlock() }
-    func fire() {
-        lock.lock()
-        let c = continuation
-        continuation = nil
-        lock.unlock()
-        c?.resume()
+
+    static func install() -> TerminationSignal {
+        let termination = TerminationSignal()
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { termination.fire() }
+            source.resume()
+            termination.sources.append(source)
+        }
+        return termination
+    }
+
+    private func fire() {
+        let waiters = state.withLock { state in
+            state.fired = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns once a signal has arrived (at once if one already has).
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let fired = state.withLock { state in
+                if !state.fired { state.waiters.append(continuation) }
+                return state.fired
+            }
+            if fired { continuation.resume() }
+        }
     }
 }

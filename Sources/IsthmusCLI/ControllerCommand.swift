@@ -4,6 +4,7 @@ import IsthmusController
 import IsthmusControllerService
 import IsthmusKubeClient
 import IsthmusTrust
+import Logging
 
 /// `isthmus controller`: turns IstioMulticluster objects into trust, remote
 /// secrets and mesh networks (docs/controller.md).
@@ -90,6 +91,8 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Admin address for /healthz, /readyz and /metrics, HOST:PORT (default: none).")
     var adminListen: String?
 
+    @OptionGroup(title: "Logging") var logging: LoggingOptions
+
     /// A configuration problem: one line naming the flag, exit status 2.
     struct ConfigurationProblem: Error, CustomStringConvertible {
         var flag: String
@@ -161,6 +164,9 @@ struct ControllerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        logging.bootstrap()
+        let termination = TerminationSignal.install()
+        let logger = Logger(label: "isthmus.controller")
         let (configuration, adminAddress): (ControllerServiceConfiguration, (host: String, port: Int)?)
         do {
             (configuration, adminAddress) = try serviceConfiguration()
@@ -170,7 +176,7 @@ struct ControllerCommand: AsyncParsableCommand {
         }
         let service: ControllerService
         do {
-            service = try ControllerService(configuration: configuration) { printError("isthmus \($0)") }
+            service = try ControllerService(configuration: configuration, logger: logger)
         } catch {
             printError("isthmus controller: --kubeconfig: \(error)")
             throw ExitCode(2)
@@ -180,12 +186,12 @@ struct ControllerCommand: AsyncParsableCommand {
             admin = try await AdminServer.start(host: adminAddress.host, port: adminAddress.port,
                                                 ready: { service.isReady }, metrics: service.metrics)
         }
-        printError("isthmus controller: cluster \(configuration.clusterUUID), API server \(configuration.kube.server)"
-                   + (admin.map { ", admin http://\(adminAddress?.host ?? ""):\($0.port)" } ?? ""))
+        let adminText = admin.map { ", admin http://\(adminAddress?.host ?? ""):\($0.port)" } ?? ""
+        logger.info("cluster \(configuration.clusterUUID), API server \(configuration.kube.server)\(adminText)")
         let loop = Task { try await service.run() }
         let stopped = Task {
-            await APIServerCommand.waitForTerminationSignal()
-            printError("isthmus controller: shutting down")
+            await termination.wait()
+            logger.info("shutting down")
             loop.cancel()
         }
         let outcome = await loop.result

@@ -8,6 +8,7 @@ import IsthmusKubeTypes
 import IsthmusMetadata
 import IsthmusProxy
 import IsthmusTrust
+import Logging
 
 /// One cluster of `isthmus dev --clusters 2`: an embedded API server, the
 /// proxy in front of it, its metadata service and its controller, on
@@ -68,7 +69,7 @@ struct DevCluster {
         // Quick retries: the first private fetch is refused until the peer trusts us.
         configuration.schedule = RefetchSchedule(period: .seconds(30), initialBackoff: .seconds(1), maximumBackoff: .seconds(5))
         configuration.resyncInterval = .seconds(5)
-        let controller = try ControllerService(configuration: configuration) { printError("isthmus dev [\(name)]: \($0)") }
+        let controller = try ControllerService(configuration: configuration, logger: devLogger("isthmus.controller", cluster: name))
         let identity = try await controller.ensureIdentity()
 
         let peersFile = try write("peers.json", TrustedPeers.empty.encodedJSONString())
@@ -81,7 +82,7 @@ struct DevCluster {
         proxyConfiguration.port = 0
         proxyConfiguration.threads = 1
         proxyConfiguration.reloadInterval = .milliseconds(500)
-        proxyConfiguration.log = { printError("isthmus dev [\(name)] proxy: \($0)") }
+        proxyConfiguration.logger = devLogger("isthmus.proxy", cluster: name)
         let proxy = try await ProxyServer.start(proxyConfiguration)
 
         var flags = MetadataSettings()
@@ -100,7 +101,7 @@ struct DevCluster {
         var metadataConfiguration = MetadataServiceConfiguration(flags: flags)
         metadataConfiguration.threads = 1
         metadataConfiguration.reloadInterval = .milliseconds(500)
-        let metadata = try await MetadataService.start(metadataConfiguration) { printError("isthmus dev [\(name)] metadata: \($0)") }
+        let metadata = try await MetadataService.start(metadataConfiguration, logger: devLogger("isthmus.metadata", cluster: name))
         return DevCluster(name: name, uuid: uuid, apiserver: apiserver, controller: controller, proxy: proxy, metadata: metadata,
                           peersFile: peersFile, adminKubeconfig: adminKubeconfig)
     }
@@ -150,7 +151,7 @@ struct DevCluster {
 extension DevCommand {
     /// `isthmus dev --clusters 2`: clusters A and B paired through
     /// IstioMulticluster objects; ends with B's remote secret as a kubeconfig.
-    func runTwoClusters() async throws {
+    func runTwoClusters(termination: TerminationSignal) async throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let a = try await DevCluster.start(name: "a", directory: dir + "/cluster-a", policies: policies)
         let b: DevCluster
@@ -164,7 +165,7 @@ extension DevCommand {
                 for cluster in clusters {
                     group.addTask {
                         do { try await cluster.controller.run() } catch {
-                            printError("isthmus dev [\(cluster.name)]: controller stopped: \(error)")
+                            devLogger("isthmus.dev", cluster: cluster.name).error("controller stopped: \(error)")
                         }
                     }
                     group.addTask {
@@ -179,7 +180,7 @@ extension DevCommand {
         do {
             try a.pair(with: b)
             try b.pair(with: a)
-            printError("isthmus dev: cluster a \(a.uuid), cluster b \(b.uuid); pairing (IstioMulticluster cluster-b on a, cluster-a on b)")
+            Logger(label: "isthmus.dev").info("cluster a \(a.uuid), cluster b \(b.uuid); pairing (IstioMulticluster cluster-b on a, cluster-a on b)")
             let deadline = ContinuousClock.now + .seconds(120)
             var kubeconfigText: String?
             while ContinuousClock.now < deadline {
@@ -213,9 +214,9 @@ extension DevCommand {
 
                 """.utf8))
             let churning = churnTask(a.apiserver)
-            await APIServerCommand.waitForTerminationSignal()
+            await termination.wait()
             churning?.cancel()
-            printError("isthmus dev: shutting down")
+            Logger(label: "isthmus.dev").info("shutting down")
         } catch {
             work.cancel()
             _ = await work.value
@@ -231,4 +232,11 @@ extension DevCommand {
 struct DevError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// A service's logger in dev mode: its own label, and which cluster it belongs to.
+func devLogger(_ label: String, cluster: String) -> Logger {
+    var logger = Logger(label: label)
+    logger[metadataKey: "cluster"] = .string(cluster)
+    return logger
 }

@@ -5,6 +5,7 @@ import IsthmusHTTP
 import IsthmusKubeTypes
 import IsthmusProxy
 import IsthmusTrust
+import Logging
 
 /// `isthmus dev`: the whole thing on loopback in one command, for a newcomer.
 struct DevCommand: AsyncParsableCommand {
@@ -34,6 +35,8 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Change an EndpointSlice and a Service in namespace demo at this period (e.g. 1s), so a watch shows events without a second terminal; off by default.", valueName: "period"))
     var churn: String?
 
+    @OptionGroup(title: "Logging") var logging: LoggingOptions
+
     func validate() throws {
         guard (1...2).contains(clusters) else { throw ValidationError("--clusters must be 1 or 2, got \(clusters)") }
         if let churn {
@@ -56,7 +59,9 @@ struct DevCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if clusters == 2 { return try await runTwoClusters() }
+        logging.bootstrap()
+        let termination = TerminationSignal.install()
+        if clusters == 2 { return try await runTwoClusters(termination: termination) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let serviceAccountToken = "dev-sa-" + UUID().uuidString.lowercased()
         let adminToken = "dev-admin-" + UUID().uuidString.lowercased()
@@ -115,9 +120,9 @@ struct DevCommand: AsyncParsableCommand {
                 Ctrl-C stops everything.
 
                 """.utf8))
-            await APIServerCommand.waitForTerminationSignal()
+            await termination.wait()
             churning?.cancel()
-            printError("isthmus dev: shutting down")
+            Logger(label: "isthmus.dev").info("shutting down")
             try? await proxy.shutdown()
         } catch {
             try? await apiserver.shutdown()

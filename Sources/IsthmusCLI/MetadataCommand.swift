@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import IsthmusMetadata
 import IsthmusTrust
+import Logging
 
 /// `isthmus metadata`: publishes this cluster's public metadata to anyone and
 /// its private metadata to trusted peers (DESIGN §2, §4).
@@ -95,6 +96,8 @@ struct MetadataCommand: AsyncParsableCommand {
     @Option(help: "Write the serving CA (PEM) here (useful with a generated certificate).")
     var writeCA: String?
 
+    @OptionGroup(title: "Logging") var logging: LoggingOptions
+
     func validate() throws {
         guard parseIssuers(tokenIssuers) != nil else {
             throw ValidationError("--token-issuers must list at least one issuer, comma-separated, got '\(tokenIssuers)'")
@@ -142,13 +145,16 @@ struct MetadataCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        logging.bootstrap()
+        let termination = TerminationSignal.install()
+        let logger = Logger(label: "isthmus.metadata")
         var configuration = MetadataServiceConfiguration(flags: flagSettings(), configFile: config)
         configuration.tokenLeeway = .seconds(parseDurationSeconds(tokenLeeway) ?? 60)
         configuration.acceptedIssuers = parseIssuers(tokenIssuers) ?? TokenVerifier.defaultAcceptedIssuers
         configuration.reloadInterval = .seconds(parseDurationSeconds(reloadInterval) ?? 2)
         let service: MetadataService
         do {
-            service = try await MetadataService.start(configuration) { line in printError("isthmus metadata: \(line)") }
+            service = try await MetadataService.start(configuration, logger: logger)
         } catch let error as MetadataSourceError {
             printError("isthmus metadata: \(Self.flag(for: error.field)): \(error.problem)")
             throw ExitCode(2)
@@ -157,25 +163,24 @@ struct MetadataCommand: AsyncParsableCommand {
         let hangups = Self.onHangup {
             Task {
                 let outcome = await service.reloadNow()
-                printError("isthmus metadata: SIGHUP: \(outcome == .unchanged ? "sources unchanged" : "\(outcome)")")
+                logger.info("SIGHUP: \(outcome == .unchanged ? "sources unchanged" : "\(outcome)")")
             }
         }
         if let writeCA, let ca = service.server.certificates?.caCertificatePEM {
             try ca.write(toFile: writeCA, atomically: true, encoding: .utf8)
         }
         if service.server.certificates != nil && service.settings.tlsCertFile == nil {
-            printError("isthmus metadata: warning: no --tls-cert/--tls-key; serving a generated self-signed certificate")
+            logger.warning("no --tls-cert/--tls-key; serving a generated self-signed certificate")
         }
         let host = MetadataService.splitHostPort(service.settings.listen ?? "")?.0 ?? "0.0.0.0"
         let dialHost = (host == "0.0.0.0" || host == "::") ? "127.0.0.1" : host
         let scheme = service.server.certificates == nil ? "http" : "https"
         let documents = service.server.snapshot.documents
-        printError("isthmus metadata: serving \(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(service.port)"
-                   + " for cluster \(documents.sources.clusterUUID) (\(documents.sources.ingressGateways.count) ingress gateways,"
-                   + " \(service.server.snapshot.verifier.peers.count) trusted peers)")
-        await APIServerCommand.waitForTerminationSignal()
+        let address = "\(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(service.port)"
+        logger.info("serving \(address) for cluster \(documents.sources.clusterUUID) (\(documents.sources.ingressGateways.count) ingress gateways, \(service.server.snapshot.verifier.peers.count) trusted peers)")
+        await termination.wait()
         hangups.cancel()
-        printError("isthmus metadata: shutting down")
+        logger.info("shutting down")
         try await service.shutdown()
     }
 

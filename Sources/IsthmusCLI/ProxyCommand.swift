@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IsthmusHTTP
 import IsthmusProxy
+import Logging
 
 /// `isthmus proxy`: the authenticating, read-only reverse proxy (DESIGN §3).
 struct ProxyCommand: AsyncParsableCommand {
@@ -124,6 +125,8 @@ struct ProxyCommand: AsyncParsableCommand {
 
     @Option(help: "The namespace Isthmus runs in (its signing key, trusted peers, Lease): nothing in it is ever served to a peer, whatever the policies (default isthmus-system).")
     var isthmusNamespace: String?
+
+    @OptionGroup(title: "Logging") var logging: LoggingOptions
 
     /// Every setting a config file may hold; a new one is its `@Option` above plus one line here.
     static var settings: [ProxySetting] {
@@ -326,12 +329,18 @@ struct ProxyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        logging.bootstrap()
+        let termination = TerminationSignal.install()
+        let logger = Logger(label: "isthmus.proxy")
         let command: ProxyCommand
         let configuration: ProxyConfiguration
         let proxy: ProxyServer
         do {
             let origins: [String: String]
-            (command, configuration, origins) = try resolve()
+            var resolved: ProxyConfiguration
+            (command, resolved, origins) = try resolve()
+            resolved.logger = logger
+            configuration = resolved
             do {
                 proxy = try await ProxyServer.start(configuration)
             } catch let error as ProxyConfigurationError {
@@ -343,10 +352,10 @@ struct ProxyCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         if configuration.tlsFiles == nil && !configuration.plainHTTP {
-            printError("isthmus proxy: warning: no --tls-cert/--tls-key; serving a generated self-signed certificate")
+            logger.warning("no --tls-cert/--tls-key; serving a generated self-signed certificate")
         }
         if configuration.plainHTTP {
-            printError("isthmus proxy: warning: --plain-http: serving cleartext HTTP; tokens cross the network unencrypted")
+            logger.warning("--plain-http: serving cleartext HTTP; tokens cross the network unencrypted")
         }
         let reloadOnHangup = Self.onHangup { Task { await proxy.reload() } }
         defer { reloadOnHangup.cancel() }
@@ -355,13 +364,13 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         let dialHost = (configuration.host == "0.0.0.0" || configuration.host == "::") ? "127.0.0.1" : configuration.host
         let scheme = configuration.plainHTTP ? "http" : "https"
-        printError("isthmus proxy: serving \(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
+        logger.info("serving \(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
         if let admin = configuration.admin, let adminPort = proxy.adminPort {
             let adminHost = (admin.host == "0.0.0.0" || admin.host == "::") ? "127.0.0.1" : admin.host
-            printError("isthmus proxy: admin http://\(adminHost.contains(":") ? "[\(adminHost)]" : adminHost):\(adminPort) (/metrics, /healthz, /readyz)")
+            logger.info("admin http://\(adminHost.contains(":") ? "[\(adminHost)]" : adminHost):\(adminPort) (/metrics, /healthz, /readyz)")
         }
-        await APIServerCommand.waitForTerminationSignal()
-        printError("isthmus proxy: shutting down")
+        await termination.wait()
+        logger.info("shutting down")
         try await proxy.shutdown(grace: seconds(command.shutdownGrace, default: .seconds(10)))
     }
 

@@ -79,7 +79,7 @@ public struct ConditionDraft: Sendable, Hashable {
 /// unchanged status is not rewritten. Conditions of other types (another
 /// writer's) are kept after ours.
 public func mergeConditions(existing: [Condition], drafts: [ConditionDraft], generation: Int, now: Int64) -> [Condition] {
-    let timestamp = rfc3339(unixSeconds: now)
+    let timestamp = RFC3339.string(unixSeconds: now)
     var out: [Condition] = []
     for draft in drafts {
         let previous = existing.first { $0.type == draft.type }

@@ -416,7 +416,7 @@ public struct Reconciler: Sendable {
             // since its old UUID's trust and remote secret go away with it.
             let moved = cached.flatMap { $0.clusterUUID != document.clusterUUID ? $0.clusterUUID : nil }
             return DocumentOutcome(
-                document: document, fetchedAt: rfc3339(unixSeconds: at), stale: false,
+                document: document, fetchedAt: RFC3339.string(unixSeconds: at), stale: false,
                 condition: ConditionDraft(type: type, status: .true, reason: "Fetched",
                                           message: "peer \(document.clusterUUID) at \(endpoint.publicURL)"
                                             + (moved.map { " (its clusterUUID changed from \($0))" } ?? "")))
@@ -449,7 +449,7 @@ public struct Reconciler: Sendable {
         switch fetch {
         case .fetched(let document, let at)?:
             return DocumentOutcome(
-                document: document, fetchedAt: rfc3339(unixSeconds: at), stale: false,
+                document: document, fetchedAt: RFC3339.string(unixSeconds: at), stale: false,
                 condition: ConditionDraft(
                     type: type, status: .true, reason: "Fetched",
                     message: "API host \(MessageText.truncated(document.apiHost, limit: 120)), network \(MessageText.quoted(document.networkName)), \(document.ingressGateways.count) ingress gateway(s)"))

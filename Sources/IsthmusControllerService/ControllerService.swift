@@ -3,6 +3,7 @@ import IsthmusController
 import IsthmusKubeClient
 import IsthmusKubeTypes
 import IsthmusTrust
+import Logging
 import Synchronization
 
 /// Everything `isthmus controller` is told at start.
@@ -63,7 +64,7 @@ public final class ControllerService: Sendable {
     public let client: KubeClient
     public let metrics = ControllerMetricsRegistry()
     let fetcher: MetadataFetcher
-    let log: @Sendable (String) -> Void
+    let logger: Logger
     private let wakeup = Wakeup()
 
     private struct LoopState {
@@ -75,13 +76,14 @@ public final class ControllerService: Sendable {
     private let state = Mutex(LoopState())
     private let start = ContinuousClock.now
 
-    /// `log` receives one line per event; no line holds a token or a key.
+    /// `logger` gets the events; none holds a token or a key. Silent unless given one.
     public init(configuration: ControllerServiceConfiguration,
-                log: @escaping @Sendable (String) -> Void = { _ in }) throws(KubeConfigError) {
+                logger: Logger = Logger(label: "isthmus.controller", factory: { _ in SwiftLogNoOpLogHandler() }))
+        throws(KubeConfigError) {
         self.configuration = configuration
         self.client = try KubeClient(configuration: configuration.kube)
         self.fetcher = MetadataFetcher(timeout: .seconds(configuration.fetchTimeoutSeconds))
-        self.log = log
+        self.logger = logger
     }
 
     /// Ready once a round has completed, or while a replica waits for the
@@ -99,17 +101,17 @@ public final class ControllerService: Sendable {
         }
         state.withLock { $0.standingBy = true }
         let elector = LeaderElector(client: client, configuration: election)
-        log("controller: campaigning for Lease \(election.namespace)/\(election.name) as \(election.identity)")
+        logger.info("campaigning for Lease \(election.namespace)/\(election.name) as \(election.identity)")
         let failure = Mutex<(any Error)?>(nil)
         await elector.run { [self] in
             state.withLock { $0.standingBy = false }
-            log("controller: leading")
+            logger.info("leading")
             do { try await lead() } catch is CancellationError {} catch {
-                log("controller: \(error)")
+                logger.error("\(error)")
                 failure.withLock { $0 = error }
             }
             state.withLock { $0.standingBy = true }
-            log("controller: stopped leading")
+            logger.info("stopped leading")
         }
         if let error = failure.withLock({ $0 }) { throw error }
     }
@@ -136,12 +138,12 @@ public final class ControllerService: Sendable {
             do {
                 let report = try await reconcileOnce()
                 if !report.actions.isEmpty {
-                    log("controller: round wrote \(report.actions.map(Self.describe).joined(separator: ", "))")
+                    logger.info("round wrote \(report.actions.map(Self.describe).joined(separator: ", "))")
                 }
             } catch is CancellationError {
                 return
             } catch {
-                log("controller: round failed: \(error)")
+                logger.error("round failed: \(error)")
             }
             let now = monotonicNow()
             let nextFetch = state.withLock { configuration.schedule.nextWake($0.schedule.values) }
@@ -171,7 +173,7 @@ public final class ControllerService: Sendable {
             case .create(let secret, let k):
                 // Another replica may make it first: then use theirs.
                 guard try await createUnlessExists(secret) else { continue }
-                log("controller: created cluster key Secret \(ns)/\(name) (public key \(k.publicKey.fingerprint))")
+                logger.notice("created cluster key Secret \(ns)/\(name) (public key \(k.publicKey.fingerprint))")
                 key = k
             }
             let identity = LocalIdentity(clusterUUID: configuration.clusterUUID, signingKey: key)
@@ -228,7 +230,7 @@ public final class ControllerService: Sendable {
                     try await apply(action)
                     written.append(action)
                 } catch let error as KubeClientError where (error.isConflict || error.isAlreadyExists) && attempt < 5 {
-                    log("controller: \(Self.describe(action)): \(error); planning again")
+                    logger.info("\(Self.describe(action)): \(error); planning again")
                     observed = try await observe()
                     continue attempts
                 }
@@ -320,7 +322,8 @@ public final class ControllerService: Sendable {
             case .failed(let failure, _)?:
                 metrics.increment(ControllerMetrics.metadataFetchErrors,
                                   ["peer": peer, "endpoint": endpoint, "document": document, "reason": failure.reason])
-                log("controller: \(peer): \(document) metadata from \(endpoint): \(failure)")
+                logger.warning("\(peer): \(document) metadata from \(endpoint): \(failure)",
+                               metadata: ["peer": "\(peer)", "document": "\(document)", "reason": "\(failure.reason)"])
             case nil:
                 break
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import IsthmusHTTP
 import IsthmusTrust
@@ -40,7 +41,7 @@ public enum MetadataReload: Sendable, Equatable {
     case failed(String)
 }
 
-/// The metadata service: loads its sources (a problem fails ``start(_:log:)``,
+/// The metadata service: loads its sources (a problem fails ``start(_:logger:)``,
 /// naming the field), serves them, and polls the files (and the gateway
 /// source) so a change rebuilds the documents and the trusted peers without
 /// a restart. A broken change keeps the last good snapshot and is reported.
@@ -65,14 +66,16 @@ public final class MetadataService: Sendable {
         self.tasks = tasks
     }
 
-    /// Loads, validates and starts listening. `log` receives one line per
-    /// event (reloads, refusals); no line ever holds a token or a key.
+    /// Loads, validates and starts listening. `logger` gets the events
+    /// (reloads, refusals, which peer read private metadata); no event ever
+    /// holds a token or a key. Silent unless given one.
     public static func start(_ configuration: MetadataServiceConfiguration,
-                             log: @escaping @Sendable (String) -> Void = { _ in }) async throws -> MetadataService {
-        let reloader = Reloader(configuration: configuration, log: log)
+                             logger: Logger = Logger(label: "isthmus.metadata", factory: { _ in SwiftLogNoOpLogHandler() }))
+        async throws -> MetadataService {
+        let reloader = Reloader(configuration: configuration, logger: logger)
         let kubernetes = try await reloader.startKubernetesSources()
         do {
-            return try await start(configuration, reloader: reloader, kubernetes: kubernetes, log: log)
+            return try await start(configuration, reloader: reloader, kubernetes: kubernetes, logger: logger)
         } catch {
             await kubernetes?.stop()
             throw error
@@ -81,7 +84,7 @@ public final class MetadataService: Sendable {
 
     private static func start(_ configuration: MetadataServiceConfiguration, reloader: Reloader,
                               kubernetes: KubeMetadataSources?,
-                              log: @escaping @Sendable (String) -> Void) async throws -> MetadataService {
+                              logger: Logger) async throws -> MetadataService {
         let (inputs, snapshot) = try await reloader.loadInitial()
         var serverConfiguration = MetadataServerConfiguration()
         serverConfiguration.threads = configuration.threads
@@ -108,10 +111,12 @@ public final class MetadataService: Sendable {
         }
         let server = try await MetadataServer.start(serverConfiguration, snapshot: snapshot) { access in
             // Refusals say why; private reads say which peer read (the audit trail).
+            let request: Logger.Metadata = ["method": "\(access.method)", "path": "\(access.path)", "code": "\(access.code)"]
             if let reason = access.reason {
-                log("\(access.method) \(access.path) \(access.code): \(reason)")
+                logger.info("\(access.method) \(access.path) \(access.code): \(reason)", metadata: request)
             } else if let peer = access.peer {
-                log("\(access.method) \(access.path) \(access.code): read by peer \(peer)")
+                logger.info("\(access.method) \(access.path) \(access.code): read by peer \(peer)",
+                            metadata: request.merging(["peer": "\(peer)"]) { $1 })
             }
         }
         await reloader.attach(server)
@@ -126,8 +131,8 @@ public final class MetadataService: Sendable {
             }
             switch outcome {
             case .unchanged: break
-            case .rebuilt: log("sources changed: serving rebuilt metadata")
-            case .failed(let reason) where isNew: log("sources not reloaded, still serving the last good metadata: \(reason)")
+            case .rebuilt: logger.info("sources changed: serving rebuilt metadata")
+            case .failed(let reason) where isNew: logger.warning("sources not reloaded, still serving the last good metadata: \(reason)")
             case .failed: break
             }
         }
@@ -136,7 +141,7 @@ public final class MetadataService: Sendable {
                 try? await Task.sleep(for: interval)
                 if Task.isCancelled { break }
                 for problem in kubernetes?.newProblems() ?? [] {
-                    log("\(problem); serving the last known root CA and ingress gateways")
+                    logger.warning("\(problem); serving the last known root CA and ingress gateways")
                 }
                 report(await reloader.reloadIfChanged())
             }
@@ -200,16 +205,16 @@ struct MetadataInputs: Sendable, Equatable {
 actor Reloader {
     let configuration: MetadataServiceConfiguration
     /// For problems that do not stop a rebuild (a gateway source that is down).
-    let log: @Sendable (String) -> Void
+    let logger: Logger
     private var server: MetadataServer?
     private var last: MetadataInputs?
     private var gateways: [IngressGateway] = []
     private var gatewaysFetchedAt: ContinuousClock.Instant?
     private var kubernetes: KubeMetadataSources?
 
-    init(configuration: MetadataServiceConfiguration, log: @escaping @Sendable (String) -> Void) {
+    init(configuration: MetadataServiceConfiguration, logger: Logger) {
         self.configuration = configuration
-        self.log = log
+        self.logger = logger
     }
 
     func attach(_ server: MetadataServer) { self.server = server }
@@ -247,7 +252,7 @@ actor Reloader {
             do {
                 gateways = try await source.ingressGateways()
             } catch {
-                log("ingress gateways: \(error); publishing none until discovery succeeds")
+                logger.warning("ingress gateways: \(error); publishing none until discovery succeeds")
             }
             gatewaysFetchedAt = .now
         }
@@ -275,7 +280,7 @@ actor Reloader {
             let snapshot = try build(inputs)
             last = inputs
             server?.replace(snapshot)
-            if let gatewayProblem { log("\(gatewayProblem); keeping the last good list") }
+            if let gatewayProblem { logger.warning("\(gatewayProblem); keeping the last good list") }
             return .rebuilt
         } catch {
             return .failed("\(error)")

@@ -3,6 +3,7 @@ import IsthmusAdmission
 import IsthmusHTTP
 import IsthmusPolicy
 import IsthmusTrust
+import Logging
 import NIOConcurrencyHelpers
 
 /// A file (or directory) the proxy re-reads while it runs.
@@ -157,7 +158,7 @@ actor ProxyReloader {
             do {
                 try apply(source)
                 status.withLockedValue { $0.loaded(source, at: Date()) }
-                configuration.log("reloaded \(describe(source))")
+                configuration.logger.info("reloaded \(describe(source))", metadata: ["source": "\(source.rawValue)"])
                 services.reloadRefusals.withLockedValue { $0[source] = nil }
                 services.operations.metrics.recordReload(source: source.rawValue, succeeded: true)
             } catch {
@@ -165,7 +166,8 @@ actor ProxyReloader {
                 status.withLockedValue { $0.refused(source, error: message, at: Date()) }
                 services.reloadRefusals.withLockedValue { $0[source] = message }
                 services.operations.metrics.recordReload(source: source.rawValue, succeeded: false)
-                configuration.log("reload of \(describe(source)) refused, keeping the previous one: \(message)")
+                configuration.logger.warning("reload of \(describe(source)) refused, keeping the previous one: \(message)",
+                                             metadata: ["source": "\(source.rawValue)"])
             }
         }
     }

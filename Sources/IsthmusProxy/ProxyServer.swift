@@ -3,6 +3,7 @@ import IsthmusAdmission
 import IsthmusHTTP
 import IsthmusPolicy
 import IsthmusTrust
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -33,11 +34,9 @@ public struct ProxyConfiguration: Sendable {
     /// How often the peers file, the policy directory and the certificate
     /// files are compared with what is loaded (``ProxyServer/reload()`` forces it).
     public var reloadInterval: Duration = .seconds(2)
-    /// One line per operational event (reloads, refused reloads). Never
-    /// handed a token or a key.
-    public var log: @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Data(("isthmus proxy: " + line + "\n").utf8))
-    }
+    /// Operational events (reloads, refused reloads); never handed a token
+    /// or a key. The access and audit logs are apart (``accessLog``, ``auditLog``).
+    public var logger = Logger(label: "isthmus.proxy")
     public var upstream: UpstreamConfiguration
     /// The trusted peers file (JSON), as written by `isthmus peers add`.
     public var peersFile: String

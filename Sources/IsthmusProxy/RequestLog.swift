@@ -93,25 +93,8 @@ struct RequestRecord: Sendable {
 
     /// ``timestamp(_:)`` as a JSON string, appended digit by digit.
     static func writeTimestamp(_ seconds: Double, into out: inout [UInt8]) {
-        var whole = time_t(seconds.rounded(.down))
-        let millis = min(999, Int((seconds - Double(whole)) * 1000))
-        var parts = tm()
-        gmtime_r(&whole, &parts)
         out.append(0x22)
-        appendDigits(Int(parts.tm_year) + 1900, width: 4, into: &out)
-        out.append(UInt8(ascii: "-"))
-        appendDigits(Int(parts.tm_mon) + 1, width: 2, into: &out)
-        out.append(UInt8(ascii: "-"))
-        appendDigits(Int(parts.tm_mday), width: 2, into: &out)
-        out.append(UInt8(ascii: "T"))
-        appendDigits(Int(parts.tm_hour), width: 2, into: &out)
-        out.append(UInt8(ascii: ":"))
-        appendDigits(Int(parts.tm_min), width: 2, into: &out)
-        out.append(UInt8(ascii: ":"))
-        appendDigits(Int(parts.tm_sec), width: 2, into: &out)
-        out.append(UInt8(ascii: "."))
-        appendDigits(millis, width: 3, into: &out)
-        out.append(UInt8(ascii: "Z"))
+        RFC3339.appendMilliseconds(seconds, into: &out)
         out.append(0x22)
     }
 
@@ -124,30 +107,9 @@ struct RequestRecord: Sendable {
 
     static func writeSeconds(_ value: Double, into out: inout [UInt8]) {
         let micros = Int((max(0, value) * 1_000_000).rounded())
-        appendDigits(micros / 1_000_000, width: 1, into: &out)
+        ASCIIDigits.append(micros / 1_000_000, width: 1, into: &out)
         out.append(UInt8(ascii: "."))
-        appendDigits(micros % 1_000_000, width: 6, into: &out)
-    }
-
-    /// `value` (≥ 0) in decimal, zero-padded to at least `width` digits.
-    static func appendDigits(_ value: Int, width: Int, into out: inout [UInt8]) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var rest = max(0, value)
-            var count = 0
-            repeat {
-                buffer[buffer.count - 1 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-                count += 1
-            } while rest > 0 && count < buffer.count
-            while count < min(width, buffer.count) {
-                buffer[buffer.count - 1 - count] = UInt8(ascii: "0")
-                count += 1
-            }
-            out.append(contentsOf: buffer[(buffer.count - count)...])
-        }
+        ASCIIDigits.append(micros % 1_000_000, width: 6, into: &out)
     }
 }
 

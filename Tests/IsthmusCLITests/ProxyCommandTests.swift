@@ -71,15 +71,25 @@ struct ProxyCommandTests {
         #expect(missingFile.stderr.hasPrefix("isthmus proxy: --config: cannot read \(dir)/none.yaml"), "\(missingFile.stderr)")
     }
 
+    /// `isthmus apiserver` on a free port with its PKI in `dir/pki`, and the
+    /// proxy's ServiceAccount token for it in `dir/token`.
+    private func startUpstream(in dir: String) async throws -> (RunningChild, Int) {
+        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        guard let line = await apiserver.waitForLine(containing: "serving https://"), let port = CLI.port(in: line) else {
+            apiserver.send(SIGKILL)
+            struct NotStarted: Error, CustomStringConvertible { var description: String }
+            throw NotStarted(description: "isthmus apiserver did not start: \(apiserver.output(.stderr))")
+        }
+        try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        return (apiserver, port)
+    }
+
     @Test("examples/proxy.yaml runs the proxy, with flags overriding its paths")
     func exampleConfig() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        let (apiserver, upstreamPort) = try await startUpstream(in: dir)
         defer { apiserver.send(SIGKILL) }
-        let upstreamLine = try #require(await apiserver.waitForLine(containing: "serving https://"))
-        let upstreamPort = try #require(CLI.port(in: upstreamLine))
-        try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         let key = SigningKeyPair()
         let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
         let peers = try TrustedPeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
@@ -108,16 +118,57 @@ struct ProxyCommandTests {
         #expect(list.hasSuffix("\n200") && list.contains("NamespaceList"), "\(list)")
     }
 
+    @Test("the proxy logs JSON lines when standard error is not a terminal; --log-format text and --log-level change that")
+    func logFormats() async throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (apiserver, upstreamPort) = try await startUpstream(in: dir)
+        defer { apiserver.send(SIGKILL) }
+        try TrustedPeers.empty.encodedJSONString().write(toFile: dir + "/peers.json", atomically: true, encoding: .utf8)
+        let common = [
+            "proxy", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--upstream", "https://127.0.0.1:\(upstreamPort)",
+            "--upstream-ca", dir + "/pki/ca.crt", "--token-file", dir + "/token", "--peers", dir + "/peers.json",
+            "--policies", CLI.repositoryRoot + "/policies", "--cluster-uuid", clusterUUID,
+        ]
+
+        let json = try RunningChild(CLI.binary, common)
+        defer { json.send(SIGKILL) }
+        let serving = try #require(await json.waitForLine(containing: "serving https://"))
+        #expect(CLI.port(in: serving) != nil)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(serving.utf8)) as? [String: Any], "\(serving)")
+        #expect(object["level"] as? String == "info")
+        #expect(object["label"] as? String == "isthmus.proxy")
+        #expect((object["message"] as? String)?.hasPrefix("serving https://127.0.0.1:") == true, "\(object)")
+        #expect(object["time"] is String)
+        json.send(SIGTERM)
+        #expect(await json.waitForExit() == 0)
+        // Every line the proxy wrote on standard error is a JSON object, the warning included.
+        let lines = json.output(.stderr).split(separator: "\n")
+        #expect(lines.contains { $0.contains(#""level":"warning""#) && $0.contains("no --tls-cert/--tls-key") }, "\(lines)")
+        #expect(lines.contains { $0.contains(#""message":"shutting down""#) }, "\(lines)")
+        for line in lines {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "not JSON: \(line)")
+        }
+
+        let text = try RunningChild(CLI.binary, common + ["--log-format", "text", "--log-level", "warning"])
+        defer { text.send(SIGKILL) }
+        _ = try #require(await text.waitForLine(containing: " warning isthmus.proxy: no --tls-cert/--tls-key"))
+        text.send(SIGTERM)
+        #expect(await text.waitForExit() == 0)
+        let textOutput = text.output(.stderr)
+        #expect(!textOutput.contains("isthmus.proxy: serving") && !textOutput.contains("shutting down"),
+                "info is below --log-level warning: \(textOutput)")
+
+        let bad = try await CLI.run(common + ["--log-format", "xml"])
+        #expect(bad.status != 0 && bad.stderr.contains("--log-format"), "\(bad)")
+    }
+
     @Test("isthmus proxy in front of isthmus apiserver serves /healthz and an allowed list to a peer token")
     func endToEnd() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        let (apiserver, upstreamPort) = try await startUpstream(in: dir)
         defer { apiserver.send(SIGKILL) }
-        let upstreamLine = try #require(await apiserver.waitForLine(containing: "serving https://"))
-        let upstreamPort = try #require(CLI.port(in: upstreamLine))
-
-        try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         let key = SigningKeyPair()
         let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
         let peers = try TrustedPeers([TrustedPeer(clusterUUID: peerUUID, keys: [key.publicKey], rootCA: ca)])
@@ -175,11 +226,8 @@ struct ProxyCommandTests {
     func hangupReloads() async throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let apiserver = try RunningChild(CLI.binary, ["apiserver", "--listen", "127.0.0.1:0", "--token", "proxy-sa", "--cert-dir", dir + "/pki"])
+        let (apiserver, upstreamPort) = try await startUpstream(in: dir)
         defer { apiserver.send(SIGKILL) }
-        let upstreamLine = try #require(await apiserver.waitForLine(containing: "serving https://"))
-        let upstreamPort = try #require(CLI.port(in: upstreamLine))
-        try "proxy-sa\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         let ca = try String(contentsOfFile: dir + "/pki/ca.crt", encoding: .utf8)
         let key = SigningKeyPair(), newPeerKey = SigningKeyPair()
         let newPeer = "5c7d1e2f-3a4b-4c5d-8e9f-0a1b2c3d4e5f"

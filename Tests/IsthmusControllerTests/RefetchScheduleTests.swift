@@ -1,4 +1,5 @@
 import IsthmusController
+import IsthmusKubeTypes
 import PropertyBased
 import Testing
 
@@ -71,10 +72,10 @@ struct RefetchScheduleTests {
 struct SmallPiecesTests {
     @Test("RFC 3339 timestamps as metav1.Time writes them")
     func timestamps() {
-        #expect(rfc3339(unixSeconds: 0) == "1970-01-01T00:00:00Z")
-        #expect(rfc3339(unixSeconds: 1_800_000_000) == "2027-01-15T08:00:00Z")
-        #expect(rfc3339(unixSeconds: 951_782_400) == "2000-02-29T00:00:00Z")
-        #expect(rfc3339(unixSeconds: 4_102_444_799) == "2099-12-31T23:59:59Z")
+        #expect(RFC3339.string(unixSeconds: 0) == "1970-01-01T00:00:00Z")
+        #expect(RFC3339.string(unixSeconds: 1_800_000_000) == "2027-01-15T08:00:00Z")
+        #expect(RFC3339.string(unixSeconds: 951_782_400) == "2000-02-29T00:00:00Z")
+        #expect(RFC3339.string(unixSeconds: 4_102_444_799) == "2099-12-31T23:59:59Z")
     }
 
     @Test("metric names follow Prometheus conventions and are unique")

@@ -136,7 +136,7 @@ struct KubeMetadataSourcesTests {
         // The API server goes away: the documents stay, and the log says why.
         await kube.stopServer()
         await eventually("the API failure is logged", deadline: .seconds(60)) {
-            harness.log.lines.contains { $0.hasPrefix("kubernetes API: service istio-system/istio-ingressgateway:") }
+            harness.log.messages.contains { $0.hasPrefix("kubernetes API: service istio-system/istio-ingressgateway:") }
         }
         _ = await harness.service.reloadNow()
         #expect(try await harness.servedGateways() == ["203.0.113.31:15443", "gw.example.com:15443"])

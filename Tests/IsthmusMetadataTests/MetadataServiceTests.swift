@@ -3,7 +3,9 @@ import IsthmusHTTP
 import IsthmusKubeTypes
 @testable import IsthmusMetadata
 import IsthmusTestSupport
+import InMemoryLogging
 import IsthmusTrust
+import Logging
 import Testing
 
 /// A metadata service on loopback over real TLS, its files in a temporary
@@ -61,7 +63,7 @@ struct MetadataHarness {
         configuration.reloadInterval = .milliseconds(100)
         configure(&configuration)
         let log = LogLines()
-        let service = try await MetadataService.start(configuration) { log.append($0) }
+        let service = try await MetadataService.start(configuration, logger: log.logger)
         if let ca = service.server.certificates?.caCertificatePEM {
             try ca.write(to: directory.appendingPathComponent("serving-ca.crt"), atomically: true, encoding: .utf8)
         }
@@ -293,12 +295,14 @@ struct MetadataServiceTests {
     }
 }
 
-/// Collects log lines from the service's threads.
-final class LogLines: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: [String] = []
-    var lines: [String] { lock.withLock { stored } }
-    func append(_ line: String) { lock.withLock { stored.append(line) } }
+/// What the service logged, through swift-log's in-memory handler.
+struct LogLines: Sendable {
+    let handler = InMemoryLogHandler()
+    var logger: Logger { Logger(label: "isthmus.metadata", factory: { [handler] _ in handler }) }
+    /// Each event as `level message metadata`, so a check for a leaked token sees all of it.
+    var lines: [String] { handler.entries.map { "\($0.level) \($0.message) \($0.metadata)" } }
+    /// Just the messages, for checks of what an event starts with.
+    var messages: [String] { handler.entries.map { "\($0.message)" } }
 }
 
 /// The LoadBalancer status a test's fake API returns, changed between reloads.
