@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IsthmusController
 import IsthmusControllerService
+import IsthmusHTTP
 import IsthmusKubeClient
 import IsthmusTrust
 import Logging

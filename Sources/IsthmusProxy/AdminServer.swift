@@ -1,5 +1,4 @@
-import NIOCore
-import NIOHTTP1
+import IsthmusHTTP
 
 /// Where the admin listener (plain HTTP: `/metrics`, `/healthz`, `/readyz`) binds.
 public struct AdminListenerConfiguration: Sendable, Hashable {
@@ -31,61 +30,16 @@ enum LocalEndpoint {
         }
     }
 
-    /// Status code, content type and body.
-    func answer(_ services: ProxyServices) -> (code: Int, contentType: String, body: [UInt8]) {
+    func answer(_ services: ProxyServices) -> AdminResponse {
         switch self {
         case .healthz:
-            return (200, "text/plain; charset=utf-8", Array("ok".utf8))
+            return .text(200, "ok")
         case .readyz(let verbose):
             let report = services.readiness()
-            return (report.statusCode, "text/plain; charset=utf-8", Array(report.body(verbose: verbose).utf8))
+            return .text(report.statusCode, report.body(verbose: verbose))
         case .metrics:
-            return (200, MetricsRegistry.contentType, Array(services.operations.metrics.registry.exposition().utf8))
+            return AdminResponse(code: 200, contentType: MetricsRegistry.contentType,
+                                 body: Array(services.operations.metrics.registry.exposition().utf8))
         }
     }
 }
-
-/// One admin-listener connection (HTTP/1.1): `/metrics`, `/healthz`,
-/// `/readyz`; anything else is a 404. Never proxied, never authenticated,
-/// so it belongs on a port only the cluster's monitoring reaches.
-final class AdminHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let services: ProxyServices
-
-    init(services: ProxyServices) {
-        self.services = services
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .head(let head) = unwrapInboundIn(data) else { return }
-        let (code, contentType, body): (Int, String, [UInt8])
-        if head.method != .GET && head.method != .HEAD {
-            (code, contentType, body) = (405, "text/plain; charset=utf-8", Array("method not allowed\n".utf8))
-        } else if let endpoint = LocalEndpoint.match(head.uri, metrics: true) {
-            (code, contentType, body) = endpoint.answer(services)
-        } else {
-            (code, contentType, body) = (404, "text/plain; charset=utf-8", Array("404 page not found\n".utf8))
-        }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: contentType)
-        headers.add(name: "content-length", value: String(body.count))
-        headers.add(name: "x-content-type-options", value: "nosniff")
-        if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: code),
-                                                             headers: headers))), promise: nil)
-        if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil) }
-        let keepAlive = head.isKeepAlive
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            if !keepAlive { context.close(promise: nil) }
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
-    }
-}
-
-@available(*, unavailable)
-extension AdminHandler: Sendable {}

@@ -304,7 +304,10 @@ public final class ProxyServer: Sendable {
                 do {
                     adminServer = try await HTTPServer.start(
                         group: group, configuration: HTTPServerConfiguration(host: admin.host, port: admin.port, tls: nil),
-                        makeHandler: { _ in AdminHandler(services: services) })
+                        makeHandler: { _ in
+                            // The admin listener serves /metrics; the API listener answers only the probes.
+                            AdminHTTPHandler { LocalEndpoint.match($0, metrics: true)?.answer(services) }
+                        })
                 } catch {
                     try? await server.close()
                     throw ProxyConfigurationError(field: "admin", problem: "cannot listen on \(admin.host):\(admin.port): \(error)")
