@@ -160,7 +160,7 @@ struct MetadataCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         // Before the "serving" line, so a SIGHUP sent once it appears is never the default (fatal) one.
-        let hangups = Self.onHangup {
+        let hangups = onHangup {
             Task {
                 let outcome = await service.reloadNow()
                 logger.info("SIGHUP: \(outcome == .unchanged ? "sources unchanged" : "\(outcome)")")
@@ -182,15 +182,6 @@ struct MetadataCommand: AsyncParsableCommand {
         hangups.cancel()
         logger.info("shutting down")
         try await service.shutdown()
-    }
-
-    /// Runs `action` on each SIGHUP (the conventional "re-read your files").
-    static func onHangup(_ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
-        signal(SIGHUP, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        source.setEventHandler(handler: action)
-        source.resume()
-        return source
     }
 
     /// Settings by the flag an operator sets them with, and the config key.

@@ -357,7 +357,7 @@ struct ProxyCommand: AsyncParsableCommand {
         if configuration.plainHTTP {
             logger.warning("--plain-http: serving cleartext HTTP; tokens cross the network unencrypted")
         }
-        let reloadOnHangup = Self.onHangup { Task { await proxy.reload() } }
+        let reloadOnHangup = onHangup { Task { await proxy.reload() } }
         defer { reloadOnHangup.cancel() }
         if let writeCA = command.writeCA {
             try proxy.certificates.caCertificatePEM.write(toFile: writeCA, atomically: true, encoding: .utf8)
@@ -384,14 +384,5 @@ struct ProxyCommand: AsyncParsableCommand {
         case "admin": "adminListen"
         default: field
         }
-    }
-
-    /// Calls `action` on every SIGHUP (the operator's "reload now") until cancelled.
-    static func onHangup(_ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
-        signal(SIGHUP, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        source.setEventHandler(handler: action)
-        source.resume()
-        return source
     }
 }
