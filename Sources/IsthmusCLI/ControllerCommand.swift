@@ -166,7 +166,6 @@ struct ControllerCommand: AsyncParsableCommand {
 
     func run() async throws {
         logging.bootstrap()
-        let termination = TerminationSignal.install()
         let logger = Logger(label: "isthmus.controller")
         let (configuration, adminAddress): (ControllerServiceConfiguration, (host: String, port: Int)?)
         do {
@@ -182,23 +181,22 @@ struct ControllerCommand: AsyncParsableCommand {
             printError("isthmus controller: --kubeconfig: \(error)")
             throw ExitCode(2)
         }
-        var admin: AdminServer?
+        var admin: AdminServer? = nil
         if let adminAddress {
             admin = try await AdminServer.start(host: adminAddress.host, port: adminAddress.port,
                                                 ready: { service.isReady }, metrics: service.metrics)
         }
         let adminText = admin.map { ", admin http://\(adminAddress?.host ?? ""):\($0.port)" } ?? ""
-        logger.info("cluster \(configuration.clusterUUID), API server \(configuration.kube.server)\(adminText)")
-        let loop = Task { try await service.run() }
-        let stopped = Task {
-            await termination.wait()
+        // Shut down in reverse: the rounds stop first, then the admin port closes.
+        let server = ServerService(announce: {
+            logger.info("cluster \(configuration.clusterUUID), API server \(configuration.kube.server)\(adminText)")
+        }, stop: { [admin] in
             logger.info("shutting down")
-            loop.cancel()
-        }
-        let outcome = await loop.result
-        stopped.cancel()
-        try? await admin?.close()
-        if case .failure(let error) = outcome, !(error is CancellationError) {
+            try? await admin?.close()
+        })
+        do {
+            try await runServices([server, LoopService { try await service.run() }], logger: logger)
+        } catch {
             printError("isthmus controller: \(error)")
             throw ExitCode(1)
         }

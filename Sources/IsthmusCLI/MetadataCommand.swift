@@ -146,7 +146,6 @@ struct MetadataCommand: AsyncParsableCommand {
 
     func run() async throws {
         logging.bootstrap()
-        let termination = TerminationSignal.install()
         let logger = Logger(label: "isthmus.metadata")
         var configuration = MetadataServiceConfiguration(flags: flagSettings(), configFile: config)
         configuration.tokenLeeway = .seconds(parseDurationSeconds(tokenLeeway) ?? 60)
@@ -159,12 +158,10 @@ struct MetadataCommand: AsyncParsableCommand {
             printError("isthmus metadata: \(Self.flag(for: error.field)): \(error.problem)")
             throw ExitCode(2)
         }
-        // Before the "serving" line, so a SIGHUP sent once it appears is never the default (fatal) one.
-        let hangups = onHangup {
-            Task {
-                let outcome = await service.reloadNow()
-                logger.info("SIGHUP: \(outcome == .unchanged ? "sources unchanged" : "\(outcome)")")
-            }
+        // Trapped before the "serving" line, so a SIGHUP sent once it appears is never the default (fatal) one.
+        let hangups = await HangupService.trapping {
+            let outcome = await service.reloadNow()
+            logger.info("SIGHUP: \(outcome == .unchanged ? "sources unchanged" : "\(outcome)")")
         }
         if let writeCA, let ca = service.server.certificates?.caCertificatePEM {
             try ca.write(toFile: writeCA, atomically: true, encoding: .utf8)
@@ -172,16 +169,18 @@ struct MetadataCommand: AsyncParsableCommand {
         if service.server.certificates != nil && service.settings.tlsCertFile == nil {
             logger.warning("no --tls-cert/--tls-key; serving a generated self-signed certificate")
         }
-        let host = MetadataService.splitHostPort(service.settings.listen ?? "")?.0 ?? "0.0.0.0"
-        let dialHost = (host == "0.0.0.0" || host == "::") ? "127.0.0.1" : host
-        let scheme = service.server.certificates == nil ? "http" : "https"
-        let documents = service.server.snapshot.documents
-        let address = "\(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(service.port)"
-        logger.info("serving \(address) for cluster \(documents.sources.clusterUUID) (\(documents.sources.ingressGateways.count) ingress gateways, \(service.server.snapshot.verifier.peers.count) trusted peers)")
-        await termination.wait()
-        hangups.cancel()
-        logger.info("shutting down")
-        try await service.shutdown()
+        let server = ServerService(announce: {
+            let host = MetadataService.splitHostPort(service.settings.listen ?? "")?.0 ?? "0.0.0.0"
+            let dialHost = (host == "0.0.0.0" || host == "::") ? "127.0.0.1" : host
+            let scheme = service.server.certificates == nil ? "http" : "https"
+            let documents = service.server.snapshot.documents
+            let address = "\(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(service.port)"
+            logger.info("serving \(address) for cluster \(documents.sources.clusterUUID) (\(documents.sources.ingressGateways.count) ingress gateways, \(service.server.snapshot.verifier.peers.count) trusted peers)")
+        }, stop: {
+            logger.info("shutting down")
+            try await service.shutdown()
+        })
+        try await runServices([server, hangups], logger: logger)
     }
 
     /// Settings by the flag an operator sets them with, and the config key.

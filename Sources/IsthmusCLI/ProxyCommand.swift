@@ -330,7 +330,6 @@ struct ProxyCommand: AsyncParsableCommand {
 
     func run() async throws {
         logging.bootstrap()
-        let termination = TerminationSignal.install()
         let logger = Logger(label: "isthmus.proxy")
         let command: ProxyCommand
         let configuration: ProxyConfiguration
@@ -357,21 +356,24 @@ struct ProxyCommand: AsyncParsableCommand {
         if configuration.plainHTTP {
             logger.warning("--plain-http: serving cleartext HTTP; tokens cross the network unencrypted")
         }
-        let reloadOnHangup = onHangup { Task { await proxy.reload() } }
-        defer { reloadOnHangup.cancel() }
         if let writeCA = command.writeCA {
             try proxy.certificates.caCertificatePEM.write(toFile: writeCA, atomically: true, encoding: .utf8)
         }
-        let dialHost = (configuration.host == "0.0.0.0" || configuration.host == "::") ? "127.0.0.1" : configuration.host
-        let scheme = configuration.plainHTTP ? "http" : "https"
-        logger.info("serving \(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
-        if let admin = configuration.admin, let adminPort = proxy.adminPort {
-            let adminHost = (admin.host == "0.0.0.0" || admin.host == "::") ? "127.0.0.1" : admin.host
-            logger.info("admin http://\(adminHost.contains(":") ? "[\(adminHost)]" : adminHost):\(adminPort) (/metrics, /healthz, /readyz)")
-        }
-        await termination.wait()
-        logger.info("shutting down")
-        try await proxy.shutdown(grace: seconds(command.shutdownGrace, default: .seconds(10)))
+        let hangups = await HangupService.trapping { await proxy.reload() }
+        let grace = seconds(command.shutdownGrace, default: .seconds(10))
+        let server = ServerService(announce: {
+            let dialHost = (configuration.host == "0.0.0.0" || configuration.host == "::") ? "127.0.0.1" : configuration.host
+            let scheme = configuration.plainHTTP ? "http" : "https"
+            logger.info("serving \(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(proxy.port) -> \(configuration.upstream.url)")
+            if let admin = configuration.admin, let adminPort = proxy.adminPort {
+                let adminHost = (admin.host == "0.0.0.0" || admin.host == "::") ? "127.0.0.1" : admin.host
+                logger.info("admin http://\(adminHost.contains(":") ? "[\(adminHost)]" : adminHost):\(adminPort) (/metrics, /healthz, /readyz)")
+            }
+        }, stop: {
+            logger.info("shutting down")
+            try await proxy.shutdown(grace: grace)
+        })
+        try await runServices([server, hangups], logger: logger)
     }
 
     /// ``ProxyConfiguration`` fields (as ``ProxyServer/start(_:)`` names them in

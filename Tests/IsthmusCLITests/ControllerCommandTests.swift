@@ -60,6 +60,7 @@ struct ControllerCommandTests {
 
         controller.send(SIGTERM)
         #expect(await controller.waitForExit() == 0)
+        #expect(controller.output(.stderr).contains(#""message":"shutting down""#), "\(controller.output(.stderr))")
     }
 
     @Test("dev --clusters 2 pairs two clusters; B's remote secret kubeconfig reads A through A's proxy with kubectl")

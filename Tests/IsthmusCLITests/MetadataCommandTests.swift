@@ -150,6 +150,12 @@ struct MetadataCommandTests {
         }
         #expect(served.contains(Self.jsonEscaped(newRootCA)), "\(served)")
         #expect(metadata.isRunning)
+        #expect(await metadata.waitForLine(containing: "SIGHUP: rebuilt") != nil, "\(metadata.output(.stderr))")
+
+        // SIGTERM is a graceful shutdown: logged, exit 0.
+        metadata.send(SIGTERM)
+        #expect(await metadata.waitForExit() == 0)
+        #expect(metadata.output(.stderr).contains(#""message":"shutting down""#), "\(metadata.output(.stderr))")
     }
 
     @Test("--kubeconfig: root CA and ingress gateways from `isthmus apiserver`, objects made by kubectl; a status change is republished")
