@@ -3,8 +3,8 @@ import PackageDescription
 
 // libFuzzer targets for everything that parses untrusted bytes: the request
 // target, bearer tokens, what the proxy never serves, the admission of a request
-// head, policy files, peer documents and IstioMulticluster objects. In their own package so the
-// product's builds stay free of sanitizer flags. Run: ./fuzz/run [seconds]
+// head, policy files, peer documents, IstioMulticluster objects and kubeconfigs. In their own
+// package so the product's builds stay free of sanitizer flags. Run: ./fuzz/run [seconds]
 let package = Package(
     name: "isthmus-fuzz",
     platforms: [.macOS(.v15)],
@@ -62,6 +62,15 @@ let package = Package(
                 "CFuzzerDriver",
                 .product(name: "IsthmusController", package: "isthmus"),
                 .product(name: "IsthmusKubeTypes", package: "isthmus"),
+            ]),
+        // Kubeconfigs: istiod remote secrets the controller reads back and renders,
+        // and what the Kubernetes client reads from --kubeconfig.
+        .executableTarget(
+            name: "FuzzKubeconfig",
+            dependencies: [
+                "CFuzzerDriver",
+                .product(name: "IsthmusController", package: "isthmus"),
+                .product(name: "IsthmusKubeClient", package: "isthmus"),
             ]),
         // Crashes on purpose: the runner's own test (./fuzz/run --self-test).
         .executableTarget(name: "FuzzRunnerSelfTest", dependencies: ["CFuzzerDriver"]),

@@ -151,6 +151,11 @@ extension KubeClientConfiguration {
                                   context contextName: String? = nil) throws(KubeConfigError) -> KubeClientConfiguration {
         let root: [String: Any]
         do {
+            // Yams' untyped load traps on a mapping key that is not a scalar
+            // (`{a: b}: c`): refuse such a key, naming its place, before loading.
+            if let node = try Yams.compose(yaml: yaml), let mark = firstNonScalarKey(in: node) {
+                throw KubeConfigError(file: file, field: "", message: "line \(mark.line), column \(mark.column): a mapping key is not a string")
+            }
             guard let loaded = try Yams.load(yaml: yaml) as? [String: Any] else {
                 throw KubeConfigError(file: file, field: "", message: "not a YAML mapping")
             }
@@ -267,6 +272,20 @@ extension KubeClientConfiguration {
 }
 
 // MARK: - Helpers
+
+/// Where the first mapping key that is a mapping or a sequence starts, if any.
+private func firstNonScalarKey(in node: Node) -> (line: Int, column: Int)? {
+    switch node {
+    case .scalar, .alias: return nil
+    case .sequence(let sequence): return sequence.lazy.compactMap(firstNonScalarKey).first
+    case .mapping(let mapping):
+        for (key, value) in mapping {
+            if key.scalar == nil { return key.mark.map { ($0.line, $0.column) } ?? (1, 1) }
+            if let mark = firstNonScalarKey(in: value) { return mark }
+        }
+        return nil
+    }
+}
 
 private func readFile(_ path: String, file: String, field: String) throws(KubeConfigError) -> [UInt8] {
     guard let data = FileManager.default.contents(atPath: path) else {

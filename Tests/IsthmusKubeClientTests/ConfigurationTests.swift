@@ -152,6 +152,22 @@ import Testing
         }
     }
 
+    /// A mapping used as a key made Yams' untyped load trap (found by FuzzKubeconfig).
+    @Test(arguments: [
+        "current-contex: x\ncontexts: [{name:  sru:ue, {exce: {command: aws}}}]\n",
+        "current-context: x\n? {a: b}\n: c\n",
+        "clusters:\n- name: c\n  cluster:\n    ? [server]\n    : https://x\n",
+    ])
+    func complexKeysAreRefused(yaml: String) {
+        do {
+            _ = try KubeClientConfiguration.kubeconfig(yaml: yaml, file: "/etc/kc.yaml")
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            #expect(error.description.hasPrefix("/etc/kc.yaml: line "), "\(error)")
+            #expect(error.description.hasSuffix("a mapping key is not a string"), "\(error)")
+        }
+    }
+
     @Test func missingFileNamesIt() {
         #expect(throws: KubeConfigError(file: "/nonexistent/kubeconfig", field: "", message: "cannot read /nonexistent/kubeconfig")) {
             try KubeClientConfiguration.kubeconfig(path: "/nonexistent/kubeconfig")
