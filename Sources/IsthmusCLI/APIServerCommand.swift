@@ -48,7 +48,7 @@ struct APIServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let termination = TerminationSignal.install()
+        let termination = await TerminationSignal.install()
         guard let (host, port) = Self.split(listen) else { throw ExitCode.validationFailure }
         var config = FakeAPIServer.Configuration(tokens: Dictionary(tokens.enumerated().map { ($1, "user-\($0)") }, uniquingKeysWith: { a, _ in a }))
         config.host = host

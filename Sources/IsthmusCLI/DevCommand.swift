@@ -60,7 +60,7 @@ struct DevCommand: AsyncParsableCommand {
 
     func run() async throws {
         logging.bootstrap()
-        let termination = TerminationSignal.install()
+        let termination = await TerminationSignal.install()
         if clusters == 2 { return try await runTwoClusters(termination: termination) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let serviceAccountToken = "dev-sa-" + UUID().uuidString.lowercased()
