@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Kubernetes request parsing: method + request target -> RequestAttributes,
@@ -74,6 +76,8 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         // swift-log's handler for every service: JSON lines or terminal text on
         // standard error, bootstrapped once by the command that runs.
@@ -108,6 +112,7 @@ let package = Package(
             dependencies: [
                 "IsthmusAdmission", "IsthmusRequestInfo", "IsthmusTrust", "IsthmusPolicy", "IsthmusKubeTypes", "IsthmusHTTP",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -142,6 +147,7 @@ let package = Package(
             name: "IsthmusMetadata",
             dependencies: [
                 "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP", "IsthmusKubeClient",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -156,6 +162,7 @@ let package = Package(
             name: "IsthmusControllerService",
             dependencies: [
                 "IsthmusController", "IsthmusKubeClient", "IsthmusTrust", "IsthmusKubeTypes", "IsthmusHTTP",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -217,6 +224,7 @@ let package = Package(
             name: "IsthmusHTTPTests",
             dependencies: ["IsthmusTestSupport",
                 "IsthmusHTTP",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -244,6 +252,7 @@ let package = Package(
             dependencies: ["IsthmusTestSupport",
                 "IsthmusAdmission", "IsthmusProxy", "IsthmusTrust", "IsthmusPolicy", "IsthmusRequestInfo",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusKubeTypes",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -278,6 +287,7 @@ let package = Package(
                 "IsthmusControllerService", "IsthmusController", "IsthmusKubeClient", "IsthmusKubeTypes", "IsthmusTrust",
                 "IsthmusFakeAPIServer", "IsthmusHTTP", "IsthmusMetadata", "IsthmusProxy",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]),
         // Runs the built `isthmus` binary as an operator would.

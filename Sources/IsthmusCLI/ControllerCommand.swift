@@ -176,7 +176,7 @@ struct ControllerCommand: AsyncParsableCommand {
         }
         let service: ControllerService
         do {
-            service = try ControllerService(configuration: configuration, logger: logger)
+            service = try ControllerService(configuration: configuration, logger: logger, metrics: ProcessMetrics.exporter)
         } catch {
             printError("isthmus controller: --kubeconfig: \(error)")
             throw ExitCode(2)
@@ -184,7 +184,7 @@ struct ControllerCommand: AsyncParsableCommand {
         var admin: AdminServer? = nil
         if let adminAddress {
             admin = try await AdminServer.start(host: adminAddress.host, port: adminAddress.port,
-                                                ready: { service.isReady }, metrics: service.metrics)
+                                                ready: { service.isReady }, metrics: service.exporter)
         }
         let adminText = admin.map { ", admin http://\(adminAddress?.host ?? ""):\($0.port)" } ?? ""
         // Shut down in reverse: the rounds stop first, then the admin port closes.

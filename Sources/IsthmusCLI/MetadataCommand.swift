@@ -96,6 +96,9 @@ struct MetadataCommand: AsyncParsableCommand {
     @Option(help: "Write the serving CA (PEM) here (useful with a generated certificate).")
     var writeCA: String?
 
+    @Option(help: "Plain-HTTP admin listener for /metrics, /healthz and /readyz, HOST:PORT (e.g. 0.0.0.0:9090); none unless set.")
+    var adminListen: String?
+
     @OptionGroup(title: "Logging") var logging: LoggingOptions
 
     func validate() throws {
@@ -116,8 +119,10 @@ struct MetadataCommand: AsyncParsableCommand {
                 throw ValidationError("\(flag) must be NAMESPACE/NAME, got '\(value)'")
             }
         }
-        if let listen, MetadataService.splitHostPort(listen) == nil {
-            throw ValidationError("--listen must be HOST:PORT, got '\(listen)'")
+        for (flag, value) in [("--listen", listen), ("--admin-listen", adminListen)] {
+            if let value, MetadataService.splitHostPort(value) == nil {
+                throw ValidationError("\(flag) must be HOST:PORT, got '\(value)'")
+            }
         }
     }
 
@@ -151,6 +156,8 @@ struct MetadataCommand: AsyncParsableCommand {
         configuration.tokenLeeway = .seconds(parseDurationSeconds(tokenLeeway) ?? 60)
         configuration.acceptedIssuers = parseIssuers(tokenIssuers) ?? TokenVerifier.defaultAcceptedIssuers
         configuration.reloadInterval = .seconds(parseDurationSeconds(reloadInterval) ?? 2)
+        configuration.admin = adminListen.flatMap(MetadataService.splitHostPort).map { (host: $0.0, port: $0.1) }
+        configuration.metrics = ProcessMetrics.exporter
         let service: MetadataService
         do {
             service = try await MetadataService.start(configuration, logger: logger)
@@ -175,7 +182,8 @@ struct MetadataCommand: AsyncParsableCommand {
             let scheme = service.server.certificates == nil ? "http" : "https"
             let documents = service.server.snapshot.documents
             let address = "\(scheme)://\(dialHost.contains(":") ? "[\(dialHost)]" : dialHost):\(service.port)"
-            logger.info("serving \(address) for cluster \(documents.sources.clusterUUID) (\(documents.sources.ingressGateways.count) ingress gateways, \(service.server.snapshot.verifier.peers.count) trusted peers)")
+            let admin = service.admin.map { ", admin http://\(adminListen.flatMap(MetadataService.splitHostPort)?.0 ?? ""):\($0.port)" } ?? ""
+            logger.info("serving \(address) for cluster \(documents.sources.clusterUUID) (\(documents.sources.ingressGateways.count) ingress gateways, \(service.server.snapshot.verifier.peers.count) trusted peers)\(admin)")
         }, stop: {
             logger.info("shutting down")
             try await service.shutdown()
@@ -189,7 +197,7 @@ struct MetadataCommand: AsyncParsableCommand {
             "clusterUUID": "--cluster-uuid", "key": "--key", "rootCA": "--root-ca", "apiHost": "--api-host",
             "networkName": "--network-name", "clusterDomain": "--cluster-domain", "podSubnetCIDR": "--pod-cidr",
             "serviceSubnetCIDR": "--service-cidr", "peers": "--peers", "listen": "--listen", "tlsCert": "--tls-cert",
-            "tlsKey": "--tls-key", "config": "--config", "kubeconfig": "--kubeconfig",
+            "tlsKey": "--tls-key", "config": "--config", "kubeconfig": "--kubeconfig", "admin": "--admin-listen",
             "rootCAConfigMap": "--root-ca-configmap", "ingressGatewayService": "--ingress-gateway-service",
         ]
         if field.hasPrefix("ingressGateways") { return "--ingress-gateway (\(field))" }

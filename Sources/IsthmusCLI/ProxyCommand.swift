@@ -227,6 +227,7 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         var configuration = ProxyConfiguration(upstream: upstreamConfiguration, peersFile: peers,
                                                policyDirectory: policies ?? "policies", localClusterUUID: clusterUUID)
+        configuration.metrics = ProcessMetrics.exporter
         if let (host, port) = APIServerCommand.split(listen ?? "0.0.0.0:8443") {
             configuration.host = host
             configuration.port = port

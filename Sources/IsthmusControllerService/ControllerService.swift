@@ -1,5 +1,6 @@
 import Foundation
 import IsthmusController
+import IsthmusHTTP
 import IsthmusKubeClient
 import IsthmusKubeTypes
 import IsthmusTrust
@@ -62,7 +63,9 @@ public struct RoundReport: Sendable {
 public final class ControllerService: Sendable {
     public let configuration: ControllerServiceConfiguration
     public let client: KubeClient
-    public let metrics = ControllerMetricsRegistry()
+    public let metrics: ControllerMetricsRegistry
+    /// Serves the admin port's `/metrics`.
+    public let exporter: MetricsExporter
     let fetcher: MetadataFetcher
     let logger: Logger
     private let wakeup = Wakeup()
@@ -77,10 +80,14 @@ public final class ControllerService: Sendable {
     private let start = ContinuousClock.now
 
     /// `logger` gets the events; none holds a token or a key. Silent unless given one.
+    /// `metrics` is the process's exporter (the command bootstraps it), or one of its own.
     public init(configuration: ControllerServiceConfiguration,
-                logger: Logger = Logger(label: "isthmus.controller", factory: { _ in SwiftLogNoOpLogHandler() }))
+                logger: Logger = Logger(label: "isthmus.controller", factory: { _ in SwiftLogNoOpLogHandler() }),
+                metrics: MetricsExporter = MetricsExporter())
         throws(KubeConfigError) {
         self.configuration = configuration
+        self.exporter = metrics
+        self.metrics = ControllerMetricsRegistry(factory: metrics.factory)
         self.client = try KubeClient(configuration: configuration.kube)
         self.fetcher = MetadataFetcher(timeout: .seconds(configuration.fetchTimeoutSeconds))
         self.logger = logger

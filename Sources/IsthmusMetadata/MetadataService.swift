@@ -25,6 +25,10 @@ public struct MetadataServiceConfiguration: Sendable {
     /// (when `rootCAConfigMap` or `ingressGatewayService` is used).
     public var kubernetesSyncTimeout: Duration = .seconds(30)
     public var threads = 1
+    /// Where the admin listener (plain HTTP: `/metrics`, `/healthz`, `/readyz`) binds; nil serves none.
+    public var admin: (host: String, port: Int)?
+    /// Where the service's metrics go: the process's exporter (the command bootstraps it), or one of its own.
+    public var metrics = MetricsExporter()
 
     public init(flags: MetadataSettings, configFile: String? = nil) {
         self.flags = flags
@@ -54,12 +58,15 @@ public final class MetadataService: Sendable {
     public let settings: MetadataSettings
     /// The informers behind `rootCAConfigMap` / `ingressGatewayService`, if used.
     public let kubernetes: KubeMetadataSources?
+    /// The admin listener, when ``MetadataServiceConfiguration/admin`` is set.
+    public let admin: AdminServer?
     private let reloader: Reloader
     private let tasks: [Task<Void, Never>]
 
     private init(server: MetadataServer, settings: MetadataSettings, kubernetes: KubeMetadataSources?,
-                 reloader: Reloader, tasks: [Task<Void, Never>]) {
+                 admin: AdminServer?, reloader: Reloader, tasks: [Task<Void, Never>]) {
         self.server = server
+        self.admin = admin
         self.settings = settings
         self.kubernetes = kubernetes
         self.reloader = reloader
@@ -109,7 +116,9 @@ public final class MetadataService: Sendable {
         default:
             throw MetadataSourceError(field: "tlsCert", problem: "tlsCert and tlsKey go together")
         }
+        let metrics = MetadataMetrics(configuration.metrics)
         let server = try await MetadataServer.start(serverConfiguration, snapshot: snapshot) { access in
+            metrics.count(access)
             // Refusals say why; private reads say which peer read (the audit trail).
             let request: Logger.Metadata = ["method": "\(access.method)", "path": "\(access.path)", "code": "\(access.code)"]
             if let reason = access.reason {
@@ -131,8 +140,12 @@ public final class MetadataService: Sendable {
             }
             switch outcome {
             case .unchanged: break
-            case .rebuilt: logger.info("sources changed: serving rebuilt metadata")
-            case .failed(let reason) where isNew: logger.warning("sources not reloaded, still serving the last good metadata: \(reason)")
+            case .rebuilt:
+                metrics.reloads(["result": "success"]).increment()
+                logger.info("sources changed: serving rebuilt metadata")
+            case .failed(let reason) where isNew:
+                metrics.reloads(["result": "failure"]).increment()
+                logger.warning("sources not reloaded, still serving the last good metadata: \(reason)")
             case .failed: break
             }
         }
@@ -154,7 +167,25 @@ public final class MetadataService: Sendable {
                 }
             })
         }
-        return MetadataService(server: server, settings: settings, kubernetes: kubernetes, reloader: reloader, tasks: tasks)
+        var admin: AdminServer?
+        if let (host, port) = configuration.admin {
+            do {
+                admin = try await AdminServer.start(host: host, port: port) { target in
+                    switch target.prefix(while: { $0 != "?" }) {
+                    case "/healthz", "/readyz": .text(200, "ok")
+                    case "/metrics": AdminResponse(code: 200, contentType: MetricsExporter.contentType,
+                                                   body: configuration.metrics.exposition())
+                    default: nil
+                    }
+                }
+            } catch {
+                for task in tasks { task.cancel() }
+                try? await server.shutdown()
+                throw MetadataSourceError(field: "admin", problem: "cannot listen on \(host):\(port): \(error)")
+            }
+        }
+        return MetadataService(server: server, settings: settings, kubernetes: kubernetes, admin: admin,
+                               reloader: reloader, tasks: tasks)
     }
 
     /// Checks the sources now instead of at the next tick (tests, SIGHUP).
@@ -166,6 +197,7 @@ public final class MetadataService: Sendable {
 
     public func shutdown() async throws {
         for task in tasks { task.cancel() }
+        try? await admin?.close()
         await kubernetes?.stop()
         try await server.shutdown()
     }

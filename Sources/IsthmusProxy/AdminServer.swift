@@ -38,8 +38,8 @@ enum LocalEndpoint {
             let report = services.readiness()
             return .text(report.statusCode, report.body(verbose: verbose))
         case .metrics:
-            return AdminResponse(code: 200, contentType: MetricsRegistry.contentType,
-                                 body: Array(services.operations.metrics.registry.exposition().utf8))
+            return AdminResponse(code: 200, contentType: MetricsExporter.contentType,
+                                 body: services.operations.exporter.exposition())
         }
     }
 }

@@ -546,9 +546,9 @@ final class ProxyHandler: ChannelInboundHandler {
             upstreamReusable = head.isKeepAlive
             if let asked = upstreamAskedAt {
                 upstreamAskedAt = nil
-                services.operations.metrics.upstreamResponseSeconds.observe(
-                    [ProxyMetrics.verbLabel(record?.attributes?.verb.rawValue, method: record?.method ?? "GET")],
-                    Double((NIODeadline.now() - asked).nanoseconds) / 1e9)
+                services.operations.metrics.upstreamResponseSeconds(
+                    [ProxyMetrics.verbLabel(record?.attributes?.verb.rawValue, method: record?.method ?? "GET")]
+                ).recordNanoseconds((NIODeadline.now() - asked).nanoseconds)
             }
             if head.status == .unauthorized {
                 // The API server refused the proxy's own token: relaying the 401

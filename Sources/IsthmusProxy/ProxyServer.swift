@@ -37,6 +37,9 @@ public struct ProxyConfiguration: Sendable {
     /// Operational events (reloads, refused reloads); never handed a token
     /// or a key. The access and audit logs are apart (``accessLog``, ``auditLog``).
     public var logger = Logger(label: "isthmus.proxy")
+    /// Where the proxy's metrics go and `/metrics` reads them: the process's
+    /// exporter (the command bootstraps it), or one of its own by default.
+    public var metrics = MetricsExporter()
     public var upstream: UpstreamConfiguration
     /// The trusted peers file (JSON), as written by `isthmus peers add`.
     public var peersFile: String
@@ -370,6 +373,8 @@ public final class ProxyServer: Sendable {
 
     /// The proxy's Prometheus series; a reloader reports through ``ProxyMetrics/recordReload(source:succeeded:)``.
     public var metrics: ProxyMetrics { services.operations.metrics }
+    /// What `/metrics` serves (``ProxyConfiguration/metrics``).
+    public var exporter: MetricsExporter { services.operations.exporter }
 
     /// Counts a reload of the peers file or the policy directory (`source`: `peers`, `policy`).
     public func recordReload(source: String, succeeded: Bool) {

@@ -197,7 +197,7 @@ struct LocalCluster {
     @Test("B pairs with A: trust, a remote secret kubectl reads A through A's proxy with, all conditions True; settled rounds write nothing; delete unpairs")
     func controllerPairsWithAPeerAndUnpairsOnDelete() async throws {
         let (b, a) = try await Self.startPair()
-        let admin = try await AdminServer.start(host: "127.0.0.1", port: 0, ready: { b.service.isReady }, metrics: b.service.metrics)
+        let admin = try await AdminServer.start(host: "127.0.0.1", port: 0, ready: { b.service.isReady }, metrics: b.service.exporter)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("isthmus-wire-kubectl-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let loop = Task { try await b.service.run() }
@@ -286,9 +286,10 @@ struct LocalCluster {
         let peers = try TrustedPeers(json: try #require(b.secret(LocalCluster.namespace, "isthmus-trusted-peers")?.data["peers.json"]))
         #expect(peers[PeerCluster.uuid] != nil, "trust was dropped while the endpoint is down")
         #expect(b.secret("istio-system", "istio-remote-secret-cluster-a")?.data == remoteBefore.data)
-        let errors = b.service.metrics.value(ControllerMetrics.metadataFetchErrors, [
-            "peer": "cluster-a", "endpoint": a.metadataEndpoint, "document": "public", "reason": "EndpointUnreachable"])
-        #expect((errors ?? 0) >= 1)
+        let page = String(decoding: b.service.exporter.exposition(), as: UTF8.self)
+        let series = #"\#(ControllerMetrics.metadataFetchErrors){document="public",endpoint="\#(a.metadataEndpoint)",peer="cluster-a",reason="EndpointUnreachable"} "#
+        let errors = page.split(separator: "\n").first { $0.hasPrefix(series) }.flatMap { Double($0.dropFirst(series.count)) }
+        #expect((errors ?? 0) >= 1, "\(page)")
 
         try await a.restartMetadata()
         await eventually("cluster-a Ready=True again", deadline: .seconds(90)) { Self.conditions(b)["Ready"]?.status == "True" }

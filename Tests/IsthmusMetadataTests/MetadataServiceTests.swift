@@ -180,6 +180,33 @@ struct MetadataServiceTests {
         }
     }
 
+    @Test("the admin listener serves /metrics (requests by document and code, reloads) and the probes; the API port serves no /metrics")
+    func adminMetrics() async throws {
+        let harness = try await MetadataHarness.start { $0.admin = (host: "127.0.0.1", port: 0) }
+        defer { Task { await harness.stop() } }
+        let adminPort = try #require(harness.service.admin?.port)
+        _ = try await harness.curl("/metadata/public/public.json")
+        _ = try await harness.curl("/metadata/public/public.json")
+        _ = try await harness.curl("/metadata/private/multicluster.json", token: harness.token(scope: .privateMulticluster))
+        _ = try await harness.curl("/metadata/private/multicluster.json")
+        _ = try await harness.curl("/x?\(String(repeating: "a", count: 40))")
+        #expect(try await harness.curl("/metrics").code == 404, "metrics on the port peers reach")
+
+        let scrape = try await ChildProcess.run(Executables.curl, ["-sS", "http://127.0.0.1:\(adminPort)/metrics"]).stdout
+        for line in [#"isthmus_metadata_requests_total{code="200",document="public"} 2"#,
+                     #"isthmus_metadata_requests_total{code="200",document="private"} 1"#,
+                     #"isthmus_metadata_requests_total{code="401",document="private"} 1"#,
+                     #"isthmus_metadata_requests_total{code="404",document="other"} 2"#,
+                     #"isthmus_metadata_reloads_total{result="failure"} 0"#,
+                     "# TYPE isthmus_metadata_requests_total counter"] {
+            #expect(scrape.contains(line + "\n"), "\(line)\n\(scrape)")
+        }
+        #expect(scrape.contains("# HELP isthmus_metadata_requests_total "))
+        #expect(!scrape.contains("aaaa"), "a client's path is never a label value")
+        let probe = try await ChildProcess.run(Executables.curl, ["-sS", "http://127.0.0.1:\(adminPort)/readyz"]).stdout
+        #expect(probe == "ok")
+    }
+
     @Test("a changed root CA, key or trusted peers file is served without a restart; a broken one keeps the last good")
     func fileChanges() async throws {
         let harness = try await MetadataHarness.start()

@@ -1,4 +1,7 @@
 import Foundation
+import IsthmusHTTP
+import MetricsTestKit
+import NIOConcurrencyHelpers
 import IsthmusKubeTypes
 import IsthmusRequestInfo
 @testable import IsthmusProxy
@@ -23,66 +26,81 @@ func parseExposition(_ text: String) -> (samples: [String: Double], types: [Stri
     return (samples, types, helps)
 }
 
-@Suite("Proxy operability: metrics registry, readiness, log lines")
-struct OperabilityUnitTests {
-    @Test("counters, gauges and histograms render in the text format with HELP and TYPE, escaped labels, sorted series")
-    func exposition() {
-        let registry = MetricsRegistry()
-        let requests = registry.counter("test_requests_total", help: "Requests.\nTwo lines \\ one slash.", labels: ["peer", "code"])
-        let gauge = registry.gauge("test_open", help: "Open things.")
-        let histogram = registry.histogram("test_seconds", help: "Latency.", labels: ["verb"], buckets: [0.1, 1])
-        registry.computed("test_bytes_total", help: "Bytes.", type: .counter) { [([], 12345)] }
-        requests.increment(["b", "200"])
-        requests.increment(["a", "403"], by: 2)
-        requests.increment(["q\"uote\\d\nx", "401"])
-        gauge.add([], 3)
-        gauge.add([], -1)
-        histogram.observe(["get"], 0.05)
-        histogram.observe(["get"], 0.5)
-        histogram.observe(["get"], 7)
-        let text = registry.exposition()
-        #expect(text == """
-            # HELP test_requests_total Requests.\\nTwo lines \\\\ one slash.
-            # TYPE test_requests_total counter
-            test_requests_total{peer="a",code="403"} 2
-            test_requests_total{peer="b",code="200"} 1
-            test_requests_total{peer="q\\"uote\\\\d\\nx",code="401"} 1
-            # HELP test_open Open things.
-            # TYPE test_open gauge
-            test_open 2
-            # HELP test_seconds Latency.
-            # TYPE test_seconds histogram
-            test_seconds_bucket{verb="get",le="0.1"} 1
-            test_seconds_bucket{verb="get",le="1"} 2
-            test_seconds_bucket{verb="get",le="+Inf"} 3
-            test_seconds_sum{verb="get"} 7.55
-            test_seconds_count{verb="get"} 3
-            # HELP test_bytes_total Bytes.
-            # TYPE test_bytes_total counter
-            test_bytes_total 12345
+extension ProxyServer {
+    /// The exposition `/metrics` serves.
+    var exposition: String { String(decoding: exporter.exposition(), as: UTF8.self) }
 
-            """, "\(text)")
+    /// The value `/metrics` shows for one series of `family` (0 when it is absent).
+    func value<Handle>(_ family: MetricFamily<Handle>, _ labels: [String] = []) -> Double {
+        let pairs = zip(family.labelNames, labels).map { "\($0)=\"\($1)\"" }
+        let series = pairs.isEmpty ? family.name : "\(family.name){\(pairs.joined(separator: ","))}"
+        return parseExposition(exposition).samples[series] ?? 0
+    }
+}
+
+@Suite("Proxy operability: metrics, readiness, log lines")
+struct OperabilityUnitTests {
+    @Test("the proxy's series go through swift-metrics: label sets in order, fixed ones at zero from the start, mirrors advance")
+    func seriesThroughSwiftMetrics() throws {
+        let test = TestMetrics()
+        let metrics = ProxyMetrics(factory: test)
+        metrics.requests.increment(["peer-a", "get", "services", "200"])
+        metrics.requests.increment(["peer-a", "get", "services", "200"])
+        metrics.openWatches.add([], 1)
+        metrics.openWatches.add([], 1)
+        metrics.openWatches.add([], -1)
+        metrics.upstreamResponseSeconds(["get"]).recordNanoseconds(2_500_000)
+        let requests = try test.expectCounter("isthmus_proxy_requests_total",
+                                              [("peer", "peer-a"), ("verb", "get"), ("resource", "services"), ("code", "200")])
+        #expect(requests.totalValue == 2)
+        #expect(try test.expectMeter("isthmus_proxy_open_watches").lastValue == 1)
+        #expect(try test.expectTimer("isthmus_proxy_upstream_response_seconds", [("verb", "get")]).lastValue == 2_500_000)
+        // Known label sets exist before their first event.
+        #expect(try test.expectCounter("isthmus_proxy_watches_revoked_total", [("reason", "peer_removed")]).totalValue == 0)
+        #expect(try test.expectCounter("isthmus_proxy_reloads_total", [("source", "policy"), ("result", "failure")]).totalValue == 0)
+
+        let total = NIOLockedValueBox(5)
+        metrics.mirrorCounter("isthmus_proxy_bytes_relayed_total") { total.withLockedValue { $0 } }
+        let queued = NIOLockedValueBox<[([String], Double)]>([(["peer-a"], 3), (["peer-b"], 1)])
+        metrics.mirrorGauges("isthmus_proxy_short_requests_queued", labels: ["peer"]) { queued.withLockedValue { $0 } }
+        metrics.refresh()
+        total.withLockedValue { $0 = 12 }
+        metrics.refresh()
+        metrics.refresh()
+        #expect(try test.expectCounter("isthmus_proxy_bytes_relayed_total").totalValue == 12)
+        #expect(try test.expectMeter("isthmus_proxy_short_requests_queued", [("peer", "peer-b")]).lastValue == 1)
+        queued.withLockedValue { $0 = [(["peer-a"], 0)] }
+        metrics.refresh()
+        #expect(try test.expectMeter("isthmus_proxy_short_requests_queued", [("peer", "peer-a")]).lastValue == 0)
+        // A peer no longer queued is destroyed, not left at its last value.
+        #expect(throws: (any Error).self) { try test.expectMeter("isthmus_proxy_short_requests_queued", [("peer", "peer-b")]) }
     }
 
-    @Test("updates from many threads at once are all counted")
+    @Test("updates from many threads at once are all counted, through the swift-prometheus registry")
     func concurrentUpdates() async {
-        let registry = MetricsRegistry()
-        let counter = registry.counter("c_total", help: "c", labels: ["k"])
-        let histogram = registry.histogram("h", help: "h", buckets: [1])
+        let exporter = MetricsExporter()
+        for family in ProxyMetrics.descriptions { exporter.describe(family.name, help: family.help, buckets: family.buckets) }
+        let metrics = ProxyMetrics(factory: exporter.factory)
         await withTaskGroup(of: Void.self) { group in
-            for task in 0..<8 {
+            for _ in 0..<8 {
                 group.addTask {
                     for i in 0..<10_000 {
-                        counter.increment([String(i % 3)])
-                        histogram.observe([], Double(task))
+                        metrics.requests.increment(["p", "get", "services", String(200 + i % 3)])
+                        metrics.upstreamResponseSeconds(["get"]).recordNanoseconds(Int64(i % 2) * 2_000_000_000)
                     }
                 }
             }
         }
-        #expect(counter.value(["0"]) + counter.value(["1"]) + counter.value(["2"]) == 80_000)
-        #expect(histogram.count() == 80_000)
-        let parsed = parseExposition(registry.exposition())
-        #expect(parsed.samples["h_bucket{le=\"1\"}"] == 20_000)
+        let parsed = parseExposition(String(decoding: exporter.exposition(), as: UTF8.self))
+        let counted = (200...202).map { parsed.samples[#"isthmus_proxy_requests_total{peer="p",verb="get",resource="services",code="\#($0)"}"#] ?? 0 }
+        #expect(counted == [26_672, 26_664, 26_664].map(Double.init), "\(counted)")
+        #expect(parsed.samples[#"isthmus_proxy_upstream_response_seconds_count{verb="get"}"#] == 80_000)
+        #expect(parsed.samples[#"isthmus_proxy_upstream_response_seconds_bucket{verb="get",le="1.0"}"#] == 40_000)
+        #expect(parsed.samples[#"isthmus_proxy_upstream_response_seconds_bucket{verb="get",le="2.5"}"#] == 80_000)
+        #expect(parsed.samples[#"isthmus_proxy_upstream_response_seconds_sum{verb="get"}"#] == 80_000)
+        for family in ProxyMetrics.descriptions where parsed.types[family.name] != nil {
+            #expect(parsed.helps.contains(family.name), "\(family.name) has no HELP")
+        }
     }
 
     @Test("/readyz body: ok, or each check in kube-apiserver's words")

@@ -67,9 +67,9 @@ struct ProxyFairnessTests {
             #expect(refused.count >= 8 && results.filter { $0.code == 200 }.count + refused.count == 24, "\(results)")
             #expect(refused.allSatisfy { $0.retryAfter == "1" }, "\(refused)")
             #expect(h.upstream.shortRequestsInFlight.peak <= 4, "\(h.upstream.shortRequestsInFlight)")
-            #expect(h.proxy.metrics.throttled.value([testPeerUUID, "queue_full"]) == Double(refused.count))
+            #expect(h.proxy.value(h.proxy.metrics.throttled, [testPeerUUID, "queue_full"]) == Double(refused.count))
             for reason in ["rate_limit", "queue_full", "queue_timeout"] {
-                #expect(h.proxy.metrics.throttled.value([Self.otherPeer, reason]) == 0)
+                #expect(h.proxy.value(h.proxy.metrics.throttled, [Self.otherPeer, reason]) == 0)
             }
             #expect(h.upstream.shortRequestsInFlight.now == 0, "\(h.upstream.shortRequestsInFlight)")
             // The refusal is the API server's own shape, so client-go backs off and retries.
@@ -82,10 +82,10 @@ struct ProxyFairnessTests {
             // /metrics shows it: 4 in flight and 4 queued for the flooding peer.
             await eventually("the bound and the queue are full", deadline: .seconds(30)) {
                 let text = await metrics(h)
-                return text.contains("isthmus_proxy_short_requests_in_flight{peer=\"\(testPeerUUID)\"} 4\n")
-                    && text.contains("isthmus_proxy_short_requests_queued{peer=\"\(testPeerUUID)\"} 4\n")
+                return text.contains("isthmus_proxy_short_requests_in_flight{peer=\"\(testPeerUUID)\"} 4.0\n")
+                    && text.contains("isthmus_proxy_short_requests_queued{peer=\"\(testPeerUUID)\"} 4.0\n")
             }
-            #expect(await metrics(h).contains("isthmus_proxy_short_requests_in_flight_limit 4\n"))
+            #expect(await metrics(h).contains("isthmus_proxy_short_requests_in_flight_limit 4.0\n"))
             let beyond = try await h.run(ProxyHarness.curlPath, ["-i"] + h.curlArguments("/api/v1/namespaces/demo/services", http1: true, token: h.peerToken)).stdout
             #expect(beyond.hasPrefix("HTTP/1.1 429") && beyond.contains(#""reason":"TooManyRequests""#)
                     && beyond.contains("too many requests of this peer are waiting"), "\(beyond)")
@@ -109,7 +109,7 @@ struct ProxyFairnessTests {
             try process.run()
             let results = await outcomes(process, stdout).map(\.code).sorted()
             #expect(results == [200, 429], "\(results)")
-            #expect(h.proxy.metrics.throttled.value([testPeerUUID, "queue_timeout"]) == 1)
+            #expect(h.proxy.value(h.proxy.metrics.throttled, [testPeerUUID, "queue_timeout"]) == 1)
 
             delay(h, .milliseconds(1000))
             h.upstream.clearRecentRequests()
@@ -148,9 +148,9 @@ struct ProxyFairnessTests {
             #expect(retryAfter.map { (8...10).contains($0) } == true, "0.1/s: the next token is about ten seconds away: \(third)")
             let watch = try await h.curl("/api/v1/namespaces/demo/services?watch=1&timeoutSeconds=1", token: h.peerToken)
             #expect(watch.code == 429, "\(watch)")
-            #expect(h.proxy.metrics.throttled.value([testPeerUUID, "rate_limit"]) == 2)
+            #expect(h.proxy.value(h.proxy.metrics.throttled, [testPeerUUID, "rate_limit"]) == 2)
             for _ in 0..<10 { #expect(try await h.curl("/api/v1/namespaces/demo/services", token: otherToken).code == 200) }
-            #expect(h.proxy.metrics.throttled.value([Self.otherPeer, "rate_limit"]) == 0)
+            #expect(h.proxy.value(h.proxy.metrics.throttled, [Self.otherPeer, "rate_limit"]) == 0)
         }
         await h.stop()
     }

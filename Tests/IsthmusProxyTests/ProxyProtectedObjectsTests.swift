@@ -140,9 +140,9 @@ struct ProxyProtectedObjectsTests {
             let key = try await h.kubectl("-n", "isthmus-system", "get", "secret", "isthmus-cluster-key", "-o", "yaml")
             #expect(key.status != 0 && key.stderr.contains("Error from server (Forbidden)"), "\(key)")
             #expect(!key.stdout.contains("c2VjcmV0"))
-            #expect(h.proxy.metrics.denials.value(["protected_isthmus_namespace"]) >= 9)
-            #expect(h.proxy.metrics.denials.value(["protected_service_account_token"]) == 4)
-            #expect(h.proxy.metrics.denials.value(["protected_remote_secret"]) == 8)
+            #expect(h.proxy.value(h.proxy.metrics.denials, ["protected_isthmus_namespace"]) >= 9)
+            #expect(h.proxy.value(h.proxy.metrics.denials, ["protected_service_account_token"]) == 4)
+            #expect(h.proxy.value(h.proxy.metrics.denials, ["protected_remote_secret"]) == 8)
         }
         await h.stop()
     }
@@ -160,7 +160,7 @@ struct ProxyProtectedObjectsTests {
             let answer = try await h.curl("/api/v1/namespaces/istio-system/secrets/gateway-cert", token: h.peerToken)
             #expect(answer.code == 502 && answer.body.contains("could not check this Secret"), "\(answer)")
             #expect(!h.upstream.recentRequests.contains { $0.uri == "/api/v1/namespaces/istio-system/secrets/gateway-cert" })
-            #expect(h.proxy.metrics.upstreamFailures.value(["secretLookupFailed"]) == 1)
+            #expect(h.proxy.value(h.proxy.metrics.upstreamFailures, ["secretLookupFailed"]) == 1)
         }
         await h.stop()
     }

@@ -55,7 +55,7 @@ struct ProxyReloadTests {
         await eventually("the watch opened with the removed key ended", deadline: .seconds(10)) { !watch.isRunning }
         #expect(watch.terminationStatus == 0)
         await eventually("the watch closed upstream", deadline: .seconds(10)) { h.upstream.openWatchCount == 0 }
-        #expect(h.proxy.metrics.watchesRevoked.value(["key_revoked"]) == 1)
+        #expect(h.proxy.value(h.proxy.metrics.watchesRevoked, ["key_revoked"]) == 1)
         let status = h.proxy.reloadStatus[.peers]
         #expect(status.successes >= 1 && status.failures == 0 && status.lastError == nil, "\(status)")
         await h.stop()
@@ -72,7 +72,7 @@ struct ProxyReloadTests {
         let readiness = h.proxy.readiness
         #expect(readiness.isReady)
         #expect(readiness.body(verbose: true).contains("[+]peers ok (warning: last reload refused: "), "\(readiness.body(verbose: true))")
-        #expect(h.proxy.metrics.registry.exposition().contains(#"isthmus_proxy_reloads_total{source="peers",result="failure"} 1"#))
+        #expect(h.proxy.exposition.contains(#"isthmus_proxy_reloads_total{source="peers",result="failure"} 1"#))
         #expect(try await h.curl("/api/v1/namespaces/demo/services", token: h.peerToken).code == 200)
         await h.stop()
     }

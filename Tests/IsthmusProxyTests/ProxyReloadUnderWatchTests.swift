@@ -79,7 +79,7 @@ struct ProxyReloadUnderWatchTests {
                 #expect(watch.process.terminationStatus == 0, "watch \(index): a clean end, not a reset")
             }
             await eventually("the watches closed upstream", deadline: .seconds(10)) { h.upstream.openWatchCount == 0 }
-            #expect(h.proxy.metrics.watchesRevoked.value(["key_revoked"]) == 2)
+            #expect(h.proxy.value(h.proxy.metrics.watchesRevoked, ["key_revoked"]) == 2)
             try label(h.upstream, service: "web", value: "after-rotation")
             try await Task.sleep(for: .milliseconds(300))
             for watch in watches { #expect(!contents(watch.output).contains("after-rotation")) }
@@ -148,7 +148,7 @@ struct ProxyReloadUnderWatchTests {
             }
             // One poll of 200 ms, then the end goes out at once; generous for a loaded machine.
             #expect(ContinuousClock.now - removedAt < .seconds(5))
-            #expect(h.proxy.metrics.watchesRevoked.value(["peer_removed"]) == 2)
+            #expect(h.proxy.value(h.proxy.metrics.watchesRevoked, ["peer_removed"]) == 2)
             try label(h.upstream, service: "api", value: "after-removal")
             for (index, watch) in kept.enumerated() {
                 await eventually("the other peer's watch \(index) still receives events", deadline: .seconds(30)) {
@@ -179,7 +179,7 @@ struct ProxyReloadUnderWatchTests {
                 #expect(watch.process.terminationStatus == 0)
             }
             #expect(Int64(Date().timeIntervalSince1970) >= now + 3, "not before exp")
-            #expect(h.proxy.metrics.watchesRevoked.value(["token_expired"]) == 2)
+            #expect(h.proxy.value(h.proxy.metrics.watchesRevoked, ["token_expired"]) == 2)
             try label(h.upstream, service: "web", value: "after-expiry")
             for watch in lasting {
                 await eventually("the long-lived token's watch still receives events", deadline: .seconds(30)) {
@@ -228,7 +228,7 @@ struct ProxyReloadUnderWatchTests {
                     !watch.process.isRunning
                 }
             }
-            #expect(h.proxy.metrics.watchesRevoked.value(["policy"]) == 2)
+            #expect(h.proxy.value(h.proxy.metrics.watchesRevoked, ["policy"]) == 2)
 
             try label(h.upstream, service: "api", value: "after-policy-edit")
             for (index, watch) in watches.enumerated() {

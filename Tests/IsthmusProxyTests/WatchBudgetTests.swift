@@ -52,8 +52,8 @@ struct WatchBudgetTests {
             #expect(beyondTotal.code == 429 && beyondTotal.body.contains("through this proxy"), "\(beyondTotal)")
             // Short requests are not watches: never refused by these limits.
             #expect(try await h.curl("/api/v1/namespaces/demo/services", token: h.peerToken).code == 200)
-            #expect(h.proxy.metrics.watchesRefused.value([testPeerUUID, "peer"]) == 1)
-            #expect(h.proxy.metrics.watchesRefused.value([otherUUID, "total"]) == 1)
+            #expect(h.proxy.value(h.proxy.metrics.watchesRefused, [testPeerUUID, "peer"]) == 1)
+            #expect(h.proxy.value(h.proxy.metrics.watchesRefused, [otherUUID, "total"]) == 1)
 
             await h.kill(open[0])
             await eventually("the ended watch freed its place", deadline: .seconds(30)) {

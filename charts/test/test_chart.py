@@ -201,6 +201,12 @@ def test_every_pod_is_locked_down_and_probed(variation):
             assert container["args"][0] in {"proxy", "metadata", "controller"}, where
             assert all(a.startswith("--") for a in container["args"][1:]), where
             assert f"--cluster-uuid={BASE['cluster']['uuid']}" in container["args"], where
+            # Every component serves /metrics and its probes on the plain-HTTP admin port, named metrics.
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            assert ports.get("metrics") == 9090, where
+            assert container["readinessProbe"]["httpGet"]["port"] == "metrics", where
+            if container["args"][0] != "controller":
+                assert "--admin-listen=0.0.0.0:9090" in container["args"], where
 
 
 def test_network_policy_admits_only_the_serving_and_metrics_ports(variation):
@@ -208,7 +214,7 @@ def test_network_policy_admits_only_the_serving_and_metrics_ports(variation):
     policies = {p["metadata"]["name"]: p for p in of_kind(documents, "NetworkPolicy")}
     assert set(policies) == {"isthmus-proxy", "isthmus-metadata", "isthmus-controller"}, name
     ports = {n: sorted(port["port"] for rule in p["spec"]["ingress"] for port in rule["ports"]) for n, p in policies.items()}
-    assert ports == {"isthmus-proxy": [8443, 9090], "isthmus-metadata": [8443], "isthmus-controller": [9090]}, name
+    assert ports == {"isthmus-proxy": [8443, 9090], "isthmus-metadata": [8443, 9090], "isthmus-controller": [9090]}, name
 
 
 # --- variations ---------------------------------------------------------------
@@ -285,7 +291,7 @@ def test_strict_hardened_wires_client_auth_tls_monitoring_and_alerts():
     annotations = named(documents, "Ingress", "isthmus-proxy")["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-ssl-secret"] == "d8-istio/ingress-client-cert"
     monitors = of_kind(documents, "ServiceMonitor")
-    assert {m["metadata"]["name"] for m in monitors} == {"isthmus-proxy", "isthmus-controller"}
+    assert {m["metadata"]["name"] for m in monitors} == {"isthmus-proxy", "isthmus-metadata", "isthmus-controller"}
     services = {s["metadata"]["name"]: s for s in of_kind(documents, "Service")}
     for monitor in monitors:
         service = services[monitor["metadata"]["name"]]
