@@ -21,7 +21,10 @@ enum ApplyDocument {
             switch node.tag.description {
             case Tag.Name.null.rawValue: return .null
             case Tag.Name.bool.rawValue: return .bool(node.bool ?? false)
-            case Tag.Name.int.rawValue: return node.int.map { .int($0) } ?? .string(scalar.string)
+            // Not a sexagesimal (`1:20`): Go's YAML reader takes it as a string, and Yams'
+            // own conversion traps when one overflows (`1:2:3:4:5:6:7:8:9:10:11`).
+            case Tag.Name.int.rawValue where !scalar.string.contains(":"):
+                return node.int.map { .int($0) } ?? .string(scalar.string)
             case Tag.Name.float.rawValue: return node.float.map { .number(String($0)) } ?? .string(scalar.string)
             default: return .string(scalar.string)
             }

@@ -151,17 +151,12 @@ extension KubeClientConfiguration {
                                   context contextName: String? = nil) throws(KubeConfigError) -> KubeClientConfiguration {
         let root: [String: Any]
         do {
-            // Yams' untyped load traps on a mapping key that is not a scalar
-            // (`{a: b}: c`): refuse such a key, naming its place, before loading.
-            if let node = try Yams.compose(yaml: yaml), let mark = firstNonScalarKey(in: node) {
-                throw KubeConfigError(file: file, field: "", message: "line \(mark.line), column \(mark.column): a mapping key is not a string")
-            }
-            guard let loaded = try Yams.load(yaml: yaml) as? [String: Any] else {
+            guard let node = try Yams.compose(yaml: yaml), let loaded = try plainValue(node) as? [String: Any] else {
                 throw KubeConfigError(file: file, field: "", message: "not a YAML mapping")
             }
             root = loaded
         } catch let error as KubeConfigError {
-            throw error
+            throw KubeConfigError(file: file, field: error.field, message: error.message)
         } catch {
             throw KubeConfigError(file: file, field: "", message: "invalid YAML: \(error)")
         }
@@ -273,17 +268,39 @@ extension KubeClientConfiguration {
 
 // MARK: - Helpers
 
-/// Where the first mapping key that is a mapping or a sequence starts, if any.
-private func firstNonScalarKey(in node: Node) -> (line: Int, column: Int)? {
+/// A scalar that is not a string or a boolean (a number, null): no field of a
+/// kubeconfig is one, so it is only ever reported as "not a string".
+private struct NotAString {}
+
+/// The kubeconfig's values from the composed node tree: strings, booleans,
+/// lists and mappings (a repeated key: the last wins, as Go's YAML reader
+/// does). Not Yams' untyped `load`, which traps on a mapping key that is not
+/// a scalar (`{a: b}: c`) and on a sexagesimal integer that overflows
+/// (`1:2:3:4:5:6:7:8:9:10:11`); numbers are never constructed here.
+private func plainValue(_ node: Node) throws(KubeConfigError) -> Any {
     switch node {
-    case .scalar, .alias: return nil
-    case .sequence(let sequence): return sequence.lazy.compactMap(firstNonScalarKey).first
-    case .mapping(let mapping):
-        for (key, value) in mapping {
-            if key.scalar == nil { return key.mark.map { ($0.line, $0.column) } ?? (1, 1) }
-            if let mark = firstNonScalarKey(in: value) { return mark }
+    case .scalar(let scalar):
+        switch node.tag.description {
+        case Tag.Name.str.rawValue: return scalar.string
+        case Tag.Name.bool.rawValue: return node.bool ?? NotAString()
+        default: return NotAString()
         }
-        return nil
+    case .sequence(let sequence):
+        var values: [Any] = []
+        for item in sequence { values.append(try plainValue(item)) }
+        return values
+    case .mapping(let mapping):
+        var values: [String: Any] = [:]
+        for (key, value) in mapping {
+            guard case .scalar(let name) = key else {
+                let mark = key.mark.map { ($0.line, $0.column) } ?? (1, 1)
+                throw KubeConfigError(file: "", field: "", message: "line \(mark.0), column \(mark.1): a mapping key is not a string")
+            }
+            values[name.string] = try plainValue(value)
+        }
+        return values
+    case .alias:
+        throw KubeConfigError(file: "", field: "", message: "YAML aliases are not supported")
     }
 }
 

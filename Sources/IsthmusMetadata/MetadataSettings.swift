@@ -161,7 +161,10 @@ public struct MetadataSettings: Sendable, Equatable {
                         gateways.append(gateway)
                     } else if let entry = item.mapping {
                         guard let address = entry["address"]?.string else { throw fail(field + ".address", "missing") }
-                        guard let port = entry["port"]?.int else { throw fail(field + ".port", "expected a port number") }
+                        // Decimal only: Yams' own `int` traps on a long sexagesimal (`1:2:3:4:5:6:7:8:9:10:11`).
+                        guard let port = entry["port"]?.scalar.flatMap({ Int($0.string) }) else {
+                            throw fail(field + ".port", "expected a port number")
+                        }
                         gateways.append(IngressGateway(address: address, port: port))
                     } else {
                         throw fail(field, "expected ADDRESS:PORT or {address, port}")

@@ -128,4 +128,15 @@ struct StrategicMergeTests {
         // kubectl label on a custom resource uses a merge patch.
         #expect(try await k.ok("label", "istiomulticluster", "remote", "step=2").contains("labeled"))
     }
+
+    /// Yams' own integer conversion traps on a sexagesimal number that overflows (FuzzKubeconfig
+    /// found it in the kubeconfig reader); an applied YAML body keeps such a value as a string, as Go does.
+    @Test("an applied YAML body keeps a sexagesimal-looking value as a string; decimal integers stay numbers")
+    func sexagesimalStaysAString() throws {
+        let json = try ApplyDocument.parse(Array("a: 1:2:3:4:5:6:7:8:9:10:11\nb: 1:20\nc: 42\n".utf8))
+        #expect(json["a"] == .string("1:2:3:4:5:6:7:8:9:10:11"))
+        #expect(json["b"] == .string("1:20"))
+        #expect(json["c"] == .int(42))
+    }
+
 }

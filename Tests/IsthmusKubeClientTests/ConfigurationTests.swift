@@ -168,6 +168,22 @@ import Testing
         }
     }
 
+    /// Yams' own integer conversion traps on a sexagesimal number that overflows
+    /// (found by FuzzKubeconfig: `9999999992949989:9:49:9:44`); the reader never converts one.
+    @Test func longSexagesimalNumbersAreNeverConverted() throws {
+        let big = "1:2:3:4:5:6:7:8:9:10:11"
+        let valid = "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: \(big)}}]\n"
+            + "clusters: [{name: c, cluster: {server: https://x}}]\nusers: [{name: u, user: {token: t}}]\npreferences: {n: \(big)}\n"
+        #expect(throws: KubeConfigError(file: "/etc/kc.yaml", field: "contexts[x].context.namespace", message: "not a string")) {
+            try KubeClientConfiguration.kubeconfig(yaml: valid, file: "/etc/kc.yaml")
+        }
+        let ignored = valid.replacingOccurrences(of: ", namespace: \(big)", with: "")
+        #expect(try KubeClientConfiguration.kubeconfig(yaml: ignored, file: "/etc/kc.yaml").namespace == "default")
+        #expect(throws: KubeConfigError(file: "/etc/kc.yaml", field: "", message: "not a YAML mapping")) {
+            try KubeClientConfiguration.kubeconfig(yaml: "9999999992949989:9:49:9:44", file: "/etc/kc.yaml")
+        }
+    }
+
     @Test func missingFileNamesIt() {
         #expect(throws: KubeConfigError(file: "/nonexistent/kubeconfig", field: "", message: "cannot read /nonexistent/kubeconfig")) {
             try KubeClientConfiguration.kubeconfig(path: "/nonexistent/kubeconfig")

@@ -67,6 +67,8 @@ struct MetadataSettingsTests {
         ("apiHost: [a, b]", "metadata.yaml: apiHost: expected a string"),
         ("ingressGateways: [203.0.113.10]", #"metadata.yaml: ingressGateways[0]: expected ADDRESS:PORT, got "203.0.113.10""#),
         ("ingressGateways: [{address: gw}]", "metadata.yaml: ingressGateways[0].port: expected a port number"),
+        // Yams' own integer conversion traps on this one; the port is read as a decimal.
+        ("ingressGateways: [{address: gw, port: 1:2:3:4:5:6:7:8:9:10:11}]", "metadata.yaml: ingressGateways[0].port: expected a port number"),
         ("plainHTTP: sometimes", "metadata.yaml: plainHTTP: expected true or false"),
         ("rootCAConfigMap: istio-ca-root-cert", #"metadata.yaml: rootCAConfigMap: expected NAMESPACE/NAME, got "istio-ca-root-cert""#),
         ("ingressGatewayService: [a]", "metadata.yaml: ingressGatewayService: expected a string"),
