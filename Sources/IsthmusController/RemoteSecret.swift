@@ -113,7 +113,8 @@ public struct RemoteKubeconfig: Sendable, Hashable {
             let token = named("users", userName)?.mapping?["user"]?.mapping?["token"]?.string
         else { return nil }
         var caPEM: String? = nil
-        if let data = cluster["certificate-authority-data"]?.string {
+        // Empty (or null) is no CA, as the Kubernetes client reads it.
+        if let data = cluster["certificate-authority-data"]?.string, !data.isEmpty {
             guard let bytes = Base64.decodeStandard(data.utf8) else { return nil }
             caPEM = String(decoding: bytes, as: UTF8.self)
         }

@@ -207,6 +207,30 @@ struct RemoteSecretTests {
         #expect(Self.render(existing: existing, at: Self.now + 100).data == existing.data)
     }
 
+    /// Found by FuzzKubeconfig: `certificate-authority-data: #...` is a comment, so the value is
+    /// null; it was read as an empty CA, where the Kubernetes client reads no CA.
+    @Test("an empty or null certificate-authority-data is no CA, as the Kubernetes client reads it", arguments: [
+        #"certificate-authority-data: """#, "certificate-authority-data: #LS0tLS1C", "certificate-authority-data:",
+    ])
+    func emptyCAIsNoCA(line: String) throws {
+        let yaml = """
+            clusters:
+            - cluster:
+                \(line)
+                server: "https://api.k8s-a.example.com"
+              name: a
+            contexts:
+            - {context: {cluster: a, user: a}, name: a}
+            current-context: a
+            users:
+            - {name: a, user: {token: t}}
+
+            """
+        let config = try #require(RemoteKubeconfig(yaml: yaml))
+        #expect(config.caPEM == nil)
+        #expect(RemoteKubeconfig(yaml: config.yaml()) == config)
+    }
+
     @Test("the private-metadata token is a one-minute private-multicluster token for the peer")
     func privateToken() throws {
         let token = Self.localB.privateMetadataToken(peerClusterUUID: Fixtures.uuidA, now: Self.now)

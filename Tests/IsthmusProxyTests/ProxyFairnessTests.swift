@@ -145,7 +145,9 @@ struct ProxyFairnessTests {
             #expect(ContinuousClock.now - asked >= ShortRequestLimits().refusalDelay)
             #expect(third.hasPrefix("HTTP/2 429") && third.contains("more requests than its rate limit allows"), "\(third)")
             let retryAfter = third.lowercased().split(separator: "\r\n").first { $0.hasPrefix("retry-after: ") }.flatMap { Int($0.dropFirst(13)) }
-            #expect(retryAfter.map { (8...10).contains($0) } == true, "0.1/s: the next token is about ten seconds away: \(third)")
+            // 0.1/s: the next token is ten seconds after the first request, less what the three took
+            // (seconds on a loaded machine running the whole suite), never the 1 s of the other 429s.
+            #expect(retryAfter.map { (5...10).contains($0) } == true, "0.1/s: the next token is about ten seconds away: \(third)")
             let watch = try await h.curl("/api/v1/namespaces/demo/services?watch=1&timeoutSeconds=1", token: h.peerToken)
             #expect(watch.code == 429, "\(watch)")
             #expect(h.proxy.value(h.proxy.metrics.throttled, [testPeerUUID, "rate_limit"]) == 2)
